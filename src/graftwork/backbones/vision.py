@@ -1,0 +1,86 @@
+"""What image backbones share: preprocessing (resize, centre crop, normalise) and pooled forward."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.transforms import v2 as T
+
+from .base import Backbone, BackboneInfo, LayerGroup
+
+_INTERPOLATION = {
+    "bilinear": T.InterpolationMode.BILINEAR,
+    "bicubic": T.InterpolationMode.BICUBIC,
+    "nearest": T.InterpolationMode.NEAREST,
+}
+
+
+@dataclass
+class ImagePreprocess:
+    """Evaluation preprocessing: resize the shorter side, centre crop, scale to [0, 1], normalise."""
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    def transform(self) -> T.Compose:
+        return T.Compose([
+            T.Resize(self.resize, interpolation=_INTERPOLATION[self.interpolation], antialias=True),
+            T.CenterCrop(self.crop),
+            T.ToImage(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(list(self.mean), list(self.std)),
+        ])
+
+
+class ImageBackbone(Backbone):
+    """An image network whose forward gives pooled features (its classifier already removed)."""
+
+    def __init__(self, model: nn.Module, info: BackboneInfo, preprocess: ImagePreprocess,
+                 groups: list[LayerGroup] | None = None):
+        super().__init__()
+        self.model = model
+        self.info = info
+        self.pre = preprocess
+        self._transform = preprocess.transform()
+        self._groups = groups
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {"kind": "image", **self.pre.to_dict()}
+
+    def prepare(self, raw: Image.Image) -> torch.Tensor:
+        return self._transform(raw)
+
+    def collate(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(prepared)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.model(batch)
+        return out.flatten(1) if out.ndim > 2 else out
+
+    def layer_groups(self) -> list[LayerGroup]:
+        if self._groups is None:
+            raise RuntimeError("layer groups were not set for this backbone")
+        return self._groups
+
+
+def measure_feature_dim(model: nn.Module, size: int) -> int:
+    """Feature size by one forward pass of a small dummy batch (exact for any architecture)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, size, size))
+    model.train(was_training)
+    return int(out.flatten(1).shape[1])

@@ -1,0 +1,92 @@
+"""Typed, validated configuration for a training run.
+
+:class:`FitConfig` is the single source of truth for a run's settings: the CLI builds it from its flags, the
+Python API from keyword arguments, and the run folder stores it. It is validated once, when created, and every
+problem is reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError, Problem
+
+STRATEGIES = ("auto", "frozen")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _meta(help: str) -> dict[str, str]:
+    return {"help": help}
+
+
+@dataclass
+class FitConfig:
+    """Settings of one ``fit``. Field help strings are shown by ``graftwork fit --help``."""
+
+    backbone: str | None = field(default=None, metadata=_meta(
+        "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder; "
+        "default: the preferred one for the data's modality whose weights are available"))
+    strategy: str = field(default="auto", metadata=_meta("how much of the backbone to adapt: auto or frozen"))
+    epochs: int = field(default=100, metadata=_meta("maximum epochs of head training (early stopping ends sooner)"))
+    batch_size: int = field(default=32, metadata=_meta("examples per batch, for feature extraction and training"))
+    lr: float = field(default=1e-3, metadata=_meta("learning rate of the head (AdamW)"))
+    weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay of the head"))
+    patience: int = field(default=10, metadata=_meta("epochs without validation improvement before stopping"))
+    seed: int = field(default=0, metadata=_meta("random seed: the same seed gives the same model"))
+    val_fraction: float = field(default=0.2, metadata=_meta(
+        "fraction of the training data held out (stratified) for validation when no val split is given"))
+    device: str = field(default="auto", metadata=_meta("auto, cpu or cuda"))
+    pretrained: bool = field(default=True, metadata=_meta("use pretrained weights (False: random init, on purpose)"))
+    weights: str | None = field(default=None, metadata=_meta("explicit path to the backbone's weights file"))
+    skip_bad_files: bool = field(default=False, metadata=_meta(
+        "skip unreadable files and bad rows (reported) instead of stopping"))
+    text_column: str = field(default="text", metadata=_meta("column of a CSV/JSONL file holding the text"))
+    label_column: str = field(default="label", metadata=_meta("column of a CSV/JSONL file holding the label"))
+    cache: bool = field(default=True, metadata=_meta("cache backbone features on disk"))
+    cache_dir: str | None = field(default=None, metadata=_meta(
+        "feature cache folder (default: $GRAFTWORK_CACHE or ~/.cache/graftwork)"))
+    workers: int = field(default=0, metadata=_meta("data-loading worker processes for images (0: in-process)"))
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            raise ConfigError("Invalid settings:", problems=problems,
+                              hint="fix the parameters named above; `graftwork fit --help` lists them all")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check(problems: list[Problem], ok: bool, name: str, expected: str, got: Any) -> None:
+    if not ok:
+        problems.append(Problem(f"'{name}'", f"must be {expected}. Got {got!r} instead."))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(cfg: FitConfig) -> list[Problem]:
+    """Return every problem with ``cfg`` (empty when it is valid)."""
+    p: list[Problem] = []
+    _check(p, cfg.strategy in STRATEGIES, "strategy", f"one of {', '.join(STRATEGIES)}", cfg.strategy)
+    _check(p, cfg.device in DEVICES, "device", f"one of {', '.join(DEVICES)}", cfg.device)
+    _check(p, _is_int(cfg.epochs) and cfg.epochs >= 1, "epochs", "an integer >= 1", cfg.epochs)
+    _check(p, _is_int(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", "an integer >= 1", cfg.batch_size)
+    _check(p, _is_int(cfg.patience) and cfg.patience >= 1, "patience", "an integer >= 1", cfg.patience)
+    _check(p, _is_int(cfg.seed) and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
+    _check(p, _is_int(cfg.workers) and cfg.workers >= 0, "workers", "an integer >= 0", cfg.workers)
+    _check(p, isinstance(cfg.lr, (int, float)) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
+    _check(p, isinstance(cfg.weight_decay, (int, float)) and cfg.weight_decay >= 0, "weight_decay",
+           "a number >= 0", cfg.weight_decay)
+    _check(p, isinstance(cfg.val_fraction, (int, float)) and 0 <= cfg.val_fraction < 1, "val_fraction",
+           "a number in [0, 1)", cfg.val_fraction)
+    if cfg.weights is not None and not cfg.pretrained:
+        p.append(Problem("'weights'", "cannot be combined with pretrained=False (--no-pretrained)."))
+    return p

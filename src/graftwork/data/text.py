@@ -1,0 +1,96 @@
+"""Labelled text in CSV or JSONL files, read strictly: every bad row is reported with its line number."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..errors import DataError, ProblemList
+from .dataset import Examples
+
+TEXT_EXTENSIONS = {".csv", ".jsonl"}
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: the file is not valid UTF-8 (byte {data[e.start]:#04x} at offset {e.start}).",
+            hint="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`).",
+        ) from None
+
+
+def _rows_csv(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict[str, str | None]]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    reader.fieldnames = columns
+    rows = []
+    for row in reader:
+        if not any((v or "").strip() for k, v in row.items() if k is not None):
+            continue  # blank line
+        rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
+    return columns, rows
+
+
+def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str], list[tuple[int, dict]]]:
+    rows: list[tuple[int, dict]] = []
+    columns: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.add(f"{path}:{n}", f"not valid JSON ({e.msg})")
+            continue
+        if not isinstance(obj, dict):
+            problems.add(f"{path}:{n}", "each line must be a JSON object like {\"text\": ..., \"label\": ...}")
+            continue
+        columns += [k for k in obj if k not in columns]
+        rows.append((n, obj))
+    return columns, rows
+
+
+def read_text_file(path: Path, problems: ProblemList, *, text_column: str = "text",
+                   label_column: str = "label", group_column: str = "group") -> Examples:
+    """Read one CSV/JSONL file of labelled texts. Bad rows are added to ``problems``, good ones returned."""
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty.", hint=f"it needs a header row `{text_column},{label_column}`.")
+    raw = _decode(path)
+    if path.suffix.lower() == ".jsonl":
+        columns, rows = _rows_jsonl(path, raw, problems)
+    else:
+        columns, rows = _rows_csv(path, raw)
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing and rows:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; found {columns}.",
+            hint=f"the file needs columns `{text_column}` and `{label_column}` (optional `{group_column}`); "
+                 "rename them, or pass --text-column/--label-column.",
+        )
+    items, labels, origins, groups = [], [], [], []
+    has_groups = group_column in columns
+    for line, row in rows:
+        where = f"{path}:{line}"
+        text, label = row.get(text_column), row.get(label_column)
+        text = "" if text is None else str(text)
+        label = "" if label is None else str(label).strip()
+        if not text.strip():
+            problems.add(where, f"empty `{text_column}`")
+            continue
+        if not label:
+            problems.add(where, f"missing `{label_column}`")
+            continue
+        items.append(text)
+        labels.append(label)
+        origins.append(where)
+        if has_groups:
+            groups.append("" if row.get(group_column) is None else str(row.get(group_column)).strip())
+    if not rows and not problems:
+        raise DataError(f"{path}: no rows found.", hint=f"add rows under the header `{text_column},{label_column}`.")
+    return Examples("text", items, labels, origins, groups if has_groups else None)

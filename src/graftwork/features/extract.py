@@ -1,0 +1,110 @@
+"""Batched feature extraction through a frozen backbone, with the on-disk cache in front of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..backbones.base import Backbone
+from ..console import SILENT, Console
+from ..data.images import ImageDecodeError, load_image
+from ..errors import Problem
+from .cache import FeatureCache, content_key
+
+
+@dataclass
+class Extracted:
+    """Features of the examples that could be read (``ok`` marks them), and problems with the others."""
+
+    features: np.ndarray  # [n_ok, feature_dim]
+    ok: np.ndarray  # bool mask over the input items
+    problems: list[Problem] = field(default_factory=list)
+    computed: int = 0  # examples that went through the backbone (cache misses)
+    from_cache: int = 0
+
+
+class _RawDataset(Dataset):
+    """Loads and prepares one example; a bad file yields its error instead of raising, so a batch survives."""
+
+    def __init__(self, backbone: Backbone, modality: str, items: list[str]):
+        self.backbone, self.modality, self.items = backbone, modality, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
+        try:
+            raw = load_image(self.items[i]) if self.modality == "image" else self.items[i]
+            return i, self.backbone.prepare(raw), None
+        except ImageDecodeError as e:
+            return i, None, str(e)
+
+
+def _collate(backbone: Backbone):
+    def collate(rows: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, list[tuple[int, str]]]:
+        good = [(i, x) for i, x, err in rows if err is None]
+        bad = [(i, err) for i, _, err in rows if err is not None]
+        batch = backbone.collate([x for _, x in good]) if good else None
+        return [i for i, _ in good], batch, bad
+
+    return collate
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from ..errors import ConfigError
+
+        raise ConfigError("'device': cuda was asked for but no CUDA GPU is available.",
+                          hint="use --device cpu (or auto).")
+    return torch.device(device)
+
+
+@torch.inference_mode()
+def extract_features(backbone: Backbone, modality: str, items: list[str], origins: list[str], *,
+                     cache: FeatureCache | None, batch_size: int = 32, device: torch.device | None = None,
+                     workers: int = 0, console: Console = SILENT, description: str = "features") -> Extracted:
+    """Features for ``items`` (image paths or texts), from the cache where possible."""
+    device = device or torch.device("cpu")
+    n = len(items)
+    problems: list[Problem] = []
+    keys: list[str | None] = []
+    for item, origin in zip(items, origins, strict=True):
+        try:
+            keys.append(content_key(modality, item))
+        except OSError as e:
+            keys.append(None)
+            problems.append(Problem(origin, f"cannot read file ({e.strerror or e})"))
+    found = cache.get_many([k for k in keys if k]) if cache else {}
+    todo = [i for i, k in enumerate(keys) if k is not None and k not in found]
+    computed = 0
+    dim = backbone.feature_dim
+    out = np.zeros((n, dim), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
+    for i, k in enumerate(keys):
+        if k is not None and k in found:
+            out[i], ok[i] = found[k], True
+
+    if todo:
+        backbone.eval().to(device)
+        loader = DataLoader(_RawDataset(backbone, modality, [items[i] for i in todo]), batch_size=batch_size,
+                            shuffle=False, num_workers=workers, collate_fn=_collate(backbone))
+        with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
+            for local_idx, batch, bad in loader:
+                for j, err in bad:
+                    problems.append(Problem(origins[todo[j]], err))
+                if batch is not None:
+                    feats = backbone(backbone.batch_to(batch, device)).float().cpu().numpy()
+                    rows = [todo[j] for j in local_idx]
+                    out[rows], ok[rows] = feats, True
+                    computed += len(rows)
+                    if cache:
+                        cache.put_many((keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
+                advance(len(local_idx) + len(bad))
+    problems.sort(key=lambda p: p.where)
+    return Extracted(out[ok], ok, problems, computed=computed, from_cache=int(len(found)))

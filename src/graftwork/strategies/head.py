@@ -1,0 +1,101 @@
+"""The new task head and its training on cached features."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..console import SILENT, Console
+
+
+class LinearHead(nn.Module):
+    """Standardise features (statistics of the training set), then one linear layer.
+
+    Standardising makes one learning rate and weight decay work across backbones whose feature scales differ by
+    orders of magnitude (a CNN's post-ReLU averages vs a sentence encoder's mean-pooled states).
+    """
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def set_normalization(self, features: torch.Tensor) -> None:
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0).clamp(min=1e-6) if len(features) > 1 else torch.ones_like(self.std))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc((features - self.mean) / self.std)
+
+
+@dataclass
+class HeadTraining:
+    """What happened while training a head: one row per epoch, and the epoch that was kept."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    monitor: str = "val_loss"
+
+
+def _evaluate(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    head.eval()
+    with torch.no_grad():
+        logits = head(x)
+        return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def train_head(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
+               y_val: np.ndarray | None, *, epochs: int, batch_size: int, lr: float, weight_decay: float,
+               patience: int, seed: int, console: Console = SILENT) -> HeadTraining:
+    """AdamW on cached features with early stopping on validation loss; the best epoch's weights are kept.
+
+    Without a validation set, trains for ``epochs`` and keeps the last epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train).long()
+    has_val = x_val is not None and y_val is not None and len(x_val) > 0
+    xv = torch.from_numpy(x_val).float() if has_val else None  # type: ignore[arg-type]
+    yv = torch.from_numpy(y_val).long() if has_val else None  # type: ignore[arg-type]
+    head.set_normalization(xt)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    result = HeadTraining(monitor="val_loss" if has_val else "train_loss")
+    best_loss, best_state, bad_epochs = float("inf"), copy.deepcopy(head.state_dict()), 0
+    n = len(xt)
+    with console.progress("training head", epochs) as advance:
+        for epoch in range(1, epochs + 1):
+            head.train()
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                loss = F.cross_entropy(head(xt[idx]), yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            train_loss, train_acc = _evaluate(head, xt, yt)
+            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+            monitored = train_loss
+            if has_val:
+                row["val_loss"], row["val_acc"] = _evaluate(head, xv, yv)  # type: ignore[arg-type]
+                monitored = row["val_loss"]
+            result.history.append(row)
+            advance(1)
+            if monitored < best_loss - 1e-6:
+                best_loss, best_state, bad_epochs = monitored, copy.deepcopy(head.state_dict()), 0
+                result.best_epoch = epoch
+            else:
+                bad_epochs += 1
+                if has_val and bad_epochs >= patience:
+                    result.stopped_early = True
+                    break
+    if has_val:
+        head.load_state_dict(best_state)
+    else:
+        result.best_epoch = len(result.history)
+    return result
