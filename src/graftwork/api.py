@@ -8,7 +8,7 @@ from typing import Any
 from .backbones import CATALOGUE, resolve_offline
 from .config import FitConfig
 from .console import SILENT, Console
-from .fit import run_fit
+from .pipeline import run_fit
 from .model import TransferModel
 
 

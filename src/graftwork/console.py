@@ -17,8 +17,10 @@ class Console:
     def __init__(self, verbose: bool = True, stream: TextIO | None = None):
         self.verbose = verbose
         self.stream = stream or sys.stderr
-        self._rich = RichConsole(file=self.stream, highlight=False, soft_wrap=True)
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        # Off a terminal rich assumes 80 columns, which folds tables into unreadable cells in logs.
+        self._rich = RichConsole(file=self.stream, highlight=False, soft_wrap=True,
+                                 width=None if self.interactive else 160)
 
     def info(self, message: str) -> None:
         if self.verbose:

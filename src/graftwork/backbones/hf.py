@@ -169,7 +169,10 @@ def _image_preprocess(folder: Path, config: Any) -> ImagePreprocess:
 def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = None,
           max_length: int = 256) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # load reports are for transformers' own users, not ours
+    hf_logging.disable_progress_bar()
     resolved = resolve(model_id, weights_path)
     if resolved is None:
         raise missing_weights_error(f"{SOURCE}:{model_id}", ["huggingface cache", "installed weight packages"],

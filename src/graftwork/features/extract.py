@@ -80,7 +80,7 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
         except OSError as e:
             keys.append(None)
             problems.append(Problem(origin, f"cannot read file ({e.strerror or e})"))
-    found = cache.get_many([k for k in keys if k]) if cache else {}
+    found = cache.get_many([k for k in keys if k]) if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k is not None and k not in found]
     computed = 0
     dim = backbone.feature_dim
@@ -103,7 +103,7 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
                     rows = [todo[j] for j in local_idx]
                     out[rows], ok[rows] = feats, True
                     computed += len(rows)
-                    if cache:
+                    if cache is not None:
                         cache.put_many((keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
                 advance(len(local_idx) + len(bad))
     problems.sort(key=lambda p: p.where)

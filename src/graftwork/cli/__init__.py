@@ -1,0 +1,1 @@
+"""The ``graftwork`` command line."""

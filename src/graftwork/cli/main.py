@@ -1,0 +1,234 @@
+"""``graftwork`` command line: fit, evaluate, predict, backbones, demo.
+
+Errors graftwork anticipates (bad data, bad settings, missing weights) are printed as a short message with a
+hint and exit with status 2; ``--debug`` shows the traceback. JSON goes to stdout, everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console as RichConsole
+
+from ..console import Console
+from ..errors import DataError, GraftworkError
+from .options import add_fit_options, fit_config_from_args
+
+EXIT_USER_ERROR = 2
+
+
+def _out() -> RichConsole:
+    interactive = sys.stdout.isatty()
+    return RichConsole(file=sys.stdout, highlight=False, soft_wrap=False, width=None if interactive else 160)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from ..pipeline import run_fit
+
+    cfg = fit_config_from_args(args)
+    model = run_fit(args.data, cfg, out=args.out, force=args.force, console=Console(verbose=not args.quiet))
+    if args.json:
+        _print_json({"out": args.out, **{k: v for k, v in model.metrics.items() if k != "history"}})
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..model import TransferModel
+
+    console = Console(verbose=not args.quiet)
+    model = TransferModel.load(args.run, device=args.device, console=console)
+    result = model.evaluate(args.data, use_cache=not args.no_cache, skip_bad_files=args.skip_bad_files,
+                            text_column=args.text_column, label_column=args.label_column)
+    if args.json:
+        _print_json(result)
+    else:
+        for table in _render().metrics_tables(result):
+            _out().print(table)
+    return 0
+
+
+def _read_text_inputs(values: list[str], column: str) -> list[str]:
+    texts: list[str] = []
+    for v in values:
+        path = Path(v)
+        if v == "-":
+            texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        elif path.suffix.lower() in (".csv", ".jsonl") and path.is_file():
+            from ..data.text import read_text_file
+            from ..errors import ProblemList
+
+            if path.suffix.lower() == ".csv":
+                with path.open(encoding="utf-8-sig", newline="") as f:
+                    reader = csv.DictReader(f)
+                    if column not in (reader.fieldnames or []):
+                        raise DataError(f"{path}: no column {column!r}; found {reader.fieldnames}.",
+                                        hint="pass --text-column NAME.")
+                    texts += [row[column] for row in reader if (row.get(column) or "").strip()]
+            else:
+                texts += read_text_file(path, ProblemList(), text_column=column, label_column=column).items
+        else:
+            texts.append(v)
+    return texts
+
+
+def _read_image_inputs(values: list[str]) -> list[str]:
+    from ..data.images import is_image_file
+
+    paths: list[str] = []
+    for v in values:
+        p = Path(v)
+        if p.is_dir():
+            paths += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and is_image_file(f)]
+        elif not p.exists():
+            raise DataError(f"{v}: no such file.", hint="pass image file paths (or a folder of images).")
+        else:
+            paths.append(v)
+    return paths
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..model import TransferModel
+
+    model = TransferModel.load(args.run, device=args.device, console=Console(verbose=not args.quiet))
+    inputs = (_read_image_inputs(args.inputs) if model.modality == "image"
+              else _read_text_inputs(args.inputs, args.text_column))
+    if not inputs:
+        raise DataError("nothing to predict: no inputs.", hint="pass image paths, texts, '-' (stdin) or a CSV.")
+    preds = model.predict(inputs, top_k=args.top_k)
+    if args.json:
+        _print_json(preds)
+    else:
+        _out().print(_render().predictions_table(preds))
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from ..api import backbones
+
+    rows = backbones(offline_only=args.offline)
+    if args.modality:
+        rows = [r for r in rows if r["modality"] == args.modality]
+    if args.names:
+        sys.stdout.write("".join(r["name"] + "\n" for r in rows))
+    elif args.json:
+        _print_json(rows)
+    else:
+        _out().print(_render().backbones_table(rows))
+        sys.stderr.write("Any torchvision:NAME, timm:NAME or hf:ID works too; these are the ones graftwork knows.\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo.run import run_demo
+
+    run_demo(out=args.out, force=args.force, quick=args.quick, console=Console(verbose=True))
+    return 0
+
+
+def _render():  # imported lazily: rich tables are only needed by commands that print them
+    from . import render
+
+    return render
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graftwork", description="Transfer learning in one command.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = sub.add_parser("fit", help="train a model on a labelled image folder or CSV/JSONL of texts",
+                         description="Train a model: DATA is a folder with one sub-folder of images per class "
+                                     "(or train/ val/ test/ folders of that form), or a CSV/JSONL file with "
+                                     "text,label columns (or a folder with train.csv, val.csv, test.csv).")
+    fit.add_argument("data", metavar="DATA")
+    fit.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
+    fit.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    fit.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
+    fit.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    add_fit_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    ev = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")
+    ev.add_argument("run", metavar="RUN_DIR")
+    ev.add_argument("data", metavar="DATA", help="labelled data (its test/ split if it has one)")
+    ev.add_argument("--json", action="store_true", help="print JSON on stdout")
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--no-cache", action="store_true", help="do not use or fill the feature cache")
+    ev.add_argument("--skip-bad-files", action="store_true", help="skip unreadable inputs instead of stopping")
+    ev.add_argument("--text-column", default="text")
+    ev.add_argument("--label-column", default="label")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="labels for new images or texts")
+    pr.add_argument("run", metavar="RUN_DIR")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="image paths or folders; or texts, '-' for lines on stdin, or a CSV/JSONL file")
+    pr.add_argument("--top-k", type=int, default=3, help="labels to show per input (default: 3)")
+    pr.add_argument("--json", action="store_true", help="print JSON on stdout")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--text-column", default="text", help="column of a CSV/JSONL input holding the text")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=cmd_predict)
+
+    bb = sub.add_parser("backbones", help="list known backbones and whether their weights are available offline")
+    bb.add_argument("--offline", action="store_true", help="only those whose weights are on this machine")
+    bb.add_argument("--names", action="store_true", help="bare names, one per line")
+    bb.add_argument("--json", action="store_true", help="print JSON on stdout")
+    bb.add_argument("--modality", choices=["image", "text"], help="only this modality")
+    bb.set_defaults(func=cmd_backbones)
+
+    demo = sub.add_parser("demo", help="offline demo on real data with real pretrained weights")
+    demo.add_argument("--out", default="graftwork-demo", metavar="DIR", help="where to write the demo runs")
+    demo.add_argument("--force", action="store_true", help="replace an existing demo folder")
+    demo.add_argument("--quick", action="store_true", help="fewer images (about a minute)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return int(args.func(args))
+    except GraftworkError as e:
+        if args.debug:
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as e:  # a bug: say so briefly; --debug shows where
+        if args.debug:
+            raise
+        sys.stderr.write(f"internal error: {type(e).__name__}: {e}\n"
+                         "This is a bug in graftwork; run again with --debug for the traceback and report it.\n")
+        return 1
+
+
+def _quiet_libraries() -> None:
+    """transformers and huggingface_hub print load reports and progress bars meant for their own users."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

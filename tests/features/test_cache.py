@@ -1,0 +1,88 @@
+"""Frozen features are computed once per example and then come from the on-disk cache."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import graftwork
+import graftwork.pipeline as fit_module
+from graftwork.backbones import build_backbone
+from graftwork.features import FeatureCache, extract_features
+
+
+@pytest.fixture
+def count_forwards(monkeypatch):
+    """Counts examples that go through any backbone built by fit()."""
+    counter = {"examples": 0}
+
+    def build(*args, **kwargs):
+        b = build_backbone(*args, **kwargs)
+        b.register_forward_hook(lambda m, inp, out: counter.__setitem__("examples", counter["examples"] + len(out)))
+        return b
+
+    monkeypatch.setattr(fit_module, "build_backbone", build)
+    return counter
+
+
+SETTINGS = {"backbone": "timm:test_efficientnet", "pretrained": False, "epochs": 5}
+
+
+def test_second_fit_does_no_backbone_forward_passes(image_folder, count_forwards):
+    graftwork.fit(image_folder, **SETTINGS)
+    assert count_forwards["examples"] == 16
+    graftwork.fit(image_folder, **SETTINGS | {"epochs": 20, "lr": 0.01})
+    assert count_forwards["examples"] == 16, "the second fit must reuse cached features"
+
+
+def test_cache_is_keyed_by_content_not_path(image_folder, tmp_path, count_forwards):
+    graftwork.fit(image_folder, **SETTINGS)
+    moved = tmp_path / "moved"
+    shutil.copytree(image_folder, moved)
+    (moved / "red" / "red_0.png").rename(moved / "red" / "renamed.png")
+    graftwork.fit(moved, **SETTINGS)
+    assert count_forwards["examples"] == 16
+
+
+def test_changed_file_is_recomputed(image_folder, count_forwards):
+    graftwork.fit(image_folder, **SETTINGS)
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(image_folder / "red" / "red_0.png")
+    graftwork.fit(image_folder, **SETTINGS)
+    assert count_forwards["examples"] == 17
+
+
+def test_no_cache_option_always_computes(image_folder, count_forwards):
+    graftwork.fit(image_folder, **SETTINGS, cache=False)
+    graftwork.fit(image_folder, **SETTINGS, cache=False)
+    assert count_forwards["examples"] == 32
+
+
+def test_cached_features_equal_computed_ones(image_folder, tmp_path):
+    torch.manual_seed(0)
+    b = build_backbone("timm:test_efficientnet", pretrained=False)
+    items = sorted(str(p) for p in image_folder.rglob("*.png"))
+    cache = FeatureCache(tmp_path / "c", b.cache_key())
+    first = extract_features(b, "image", items, items, cache=cache, batch_size=5)
+    second = extract_features(b, "image", items, items, cache=cache, batch_size=3)
+    assert first.computed == len(items) and first.from_cache == 0
+    assert second.computed == 0 and second.from_cache == len(items)
+    np.testing.assert_array_equal(first.features, second.features)
+    fresh = extract_features(b, "image", items, items, cache=None, batch_size=len(items))
+    np.testing.assert_allclose(first.features, fresh.features, atol=1e-5)
+
+
+def test_different_weights_or_preprocessing_use_another_cache(tiny_bert):
+    a = build_backbone(f"hf:{tiny_bert}")
+    b = build_backbone(f"hf:{tiny_bert}")
+    b.max_length = 8
+    assert a.cache_key() != b.cache_key()
+    torch.manual_seed(1)
+    c = build_backbone("timm:test_efficientnet", pretrained=False)
+    torch.manual_seed(2)
+    d = build_backbone("timm:test_efficientnet", pretrained=False)
+    assert c.cache_key() != d.cache_key()
