@@ -8,8 +8,8 @@ from typing import Any
 from .backbones import CATALOGUE, resolve_offline
 from .config import FitConfig
 from .console import SILENT, Console
-from .pipeline import run_fit
 from .model import TransferModel
+from .pipeline import run_fit
 
 
 def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False, verbose: bool = False,

@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import ConfigError, Problem
 
-STRATEGIES = ("auto", "frozen")
+STRATEGIES = ("auto", "frozen", "gradual", "full")
+CLASS_WEIGHTS = ("auto", "on", "off")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -27,18 +29,41 @@ class FitConfig:
     backbone: str | None = field(default=None, metadata=_meta(
         "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder; "
         "default: the preferred one for the data's modality whose weights are available"))
-    strategy: str = field(default="auto", metadata=_meta("how much of the backbone to adapt: auto or frozen"))
-    epochs: int = field(default=100, metadata=_meta("maximum epochs of head training (early stopping ends sooner)"))
+    strategy: str = field(default="auto", metadata=_meta(
+        "how much of the backbone to adapt: auto, frozen, gradual or full"))
+    epochs: int = field(default=100, metadata=_meta(
+        "maximum epochs of the linear probe on cached features (early stopping ends sooner)"))
     batch_size: int = field(default=32, metadata=_meta("examples per batch, for feature extraction and training"))
     lr: float = field(default=1e-3, metadata=_meta("learning rate of the head (AdamW)"))
-    weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay of the head"))
-    patience: int = field(default=10, metadata=_meta("epochs without validation improvement before stopping"))
+    lr_ratio: float = field(default=20.0, metadata=_meta(
+        "the top unfrozen backbone group learns this many times slower than the head"))
+    lr_decay: float = field(default=0.7, metadata=_meta(
+        "each layer group below the top learns this fraction of the rate of the group above it"))
+    unfreeze: int | None = field(default=None, metadata=_meta(
+        "fine-tune exactly the top N layer groups (one stage) instead of the strategy's schedule"))
+    stage_epochs: int = field(default=6, metadata=_meta("maximum epochs of each fine-tuning stage"))
+    stage_patience: int = field(default=2, metadata=_meta(
+        "fine-tuning epochs without validation improvement before a stage ends"))
+    weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))
+    patience: int = field(default=10, metadata=_meta(
+        "linear-probe epochs without validation improvement before stopping"))
+    label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
+    grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
+    augment: bool | None = field(default=None, metadata=_meta(
+        "image augmentation (random resized crop, flip); default: on when fine-tuning, off for frozen, "
+        "where it would defeat the feature cache"))
+    class_weights: str = field(default="auto", metadata=_meta(
+        "class-weighted loss: auto (on when the largest class is more than 3x the smallest), on or off"))
+    precision: str = field(default="auto", metadata=_meta("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16"))
     seed: int = field(default=0, metadata=_meta("random seed: the same seed gives the same model"))
     val_fraction: float = field(default=0.2, metadata=_meta(
         "fraction of the training data held out (stratified) for validation when no val split is given"))
     device: str = field(default="auto", metadata=_meta("auto, cpu or cuda"))
     pretrained: bool = field(default=True, metadata=_meta("use pretrained weights (False: random init, on purpose)"))
     weights: str | None = field(default=None, metadata=_meta("explicit path to the backbone's weights file"))
+    image_size: int | None = field(default=None, metadata=_meta(
+        "input size of images (default: the backbone's pretraining size); smaller is faster, e.g. 96 or 128 "
+        "for small source images"))
     skip_bad_files: bool = field(default=False, metadata=_meta(
         "skip unreadable files and bad rows (reported) instead of stopping"))
     text_column: str = field(default="text", metadata=_meta("column of a CSV/JSONL file holding the text"))
@@ -76,12 +101,33 @@ def validate(cfg: FitConfig) -> list[Problem]:
     """Return every problem with ``cfg`` (empty when it is valid)."""
     p: list[Problem] = []
     _check(p, cfg.strategy in STRATEGIES, "strategy", f"one of {', '.join(STRATEGIES)}", cfg.strategy)
+    _check(p, cfg.class_weights in CLASS_WEIGHTS, "class_weights", f"one of {', '.join(CLASS_WEIGHTS)}",
+           cfg.class_weights)
+    _check(p, cfg.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", cfg.precision)
+    _check(p, isinstance(cfg.lr_ratio, (int, float)) and cfg.lr_ratio >= 1, "lr_ratio", "a number >= 1",
+           cfg.lr_ratio)
+    _check(p, isinstance(cfg.lr_decay, (int, float)) and 0 < cfg.lr_decay <= 1, "lr_decay", "a number in (0, 1]",
+           cfg.lr_decay)
+    _check(p, cfg.unfreeze is None or (_is_int(cfg.unfreeze) and cfg.unfreeze >= 1), "unfreeze",
+           "an integer >= 1", cfg.unfreeze)
+    _check(p, _is_int(cfg.stage_epochs) and cfg.stage_epochs >= 1, "stage_epochs", "an integer >= 1",
+           cfg.stage_epochs)
+    _check(p, _is_int(cfg.stage_patience) and cfg.stage_patience >= 1, "stage_patience", "an integer >= 1",
+           cfg.stage_patience)
+    _check(p, isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1, "label_smoothing",
+           "a number in [0, 1)", cfg.label_smoothing)
+    _check(p, isinstance(cfg.grad_clip, (int, float)) and cfg.grad_clip >= 0, "grad_clip", "a number >= 0",
+           cfg.grad_clip)
+    if cfg.unfreeze is not None and cfg.strategy == "frozen":
+        p.append(Problem("'unfreeze'", "cannot be combined with strategy='frozen' (nothing is unfrozen)."))
     _check(p, cfg.device in DEVICES, "device", f"one of {', '.join(DEVICES)}", cfg.device)
     _check(p, _is_int(cfg.epochs) and cfg.epochs >= 1, "epochs", "an integer >= 1", cfg.epochs)
     _check(p, _is_int(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", "an integer >= 1", cfg.batch_size)
     _check(p, _is_int(cfg.patience) and cfg.patience >= 1, "patience", "an integer >= 1", cfg.patience)
     _check(p, _is_int(cfg.seed) and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
     _check(p, _is_int(cfg.workers) and cfg.workers >= 0, "workers", "an integer >= 0", cfg.workers)
+    _check(p, cfg.image_size is None or (_is_int(cfg.image_size) and cfg.image_size >= 16), "image_size",
+           "an integer >= 16", cfg.image_size)
     _check(p, isinstance(cfg.lr, (int, float)) and cfg.lr > 0, "lr", "a number > 0", cfg.lr)
     _check(p, isinstance(cfg.weight_decay, (int, float)) and cfg.weight_decay >= 0, "weight_decay",
            "a number >= 0", cfg.weight_decay)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from .backbones import Backbone, build_backbone
+from .backbones.base import fingerprint_module
+from .backbones.vision import ImageBackbone
 from .console import SILENT, Console
 from .data import Examples, load_data
 from .errors import DataError, RunFolderError
@@ -113,7 +115,7 @@ class TransferModel:
     def save(self, out: str | Path, *, force: bool = False) -> Path:
         """Write a run folder (refuses to overwrite a non-empty folder unless ``force``)."""
         backbone_sd = None
-        if not self.backbone.info.pretrained:
+        if not self.backbone.info.pretrained or self.backbone.info.extra.get("fine_tuned"):
             backbone_sd = {k: v.detach().cpu() for k, v in self.backbone.state_dict().items()}
         head_sd = {k: v.detach().cpu() for k, v in self.head.state_dict().items()}
         return save_run_folder(out, config=self.config, head=head_sd, metrics=self.metrics,
@@ -130,10 +132,18 @@ class TransferModel:
         if backbone_sd is not None:
             backbone = build_backbone(info["load_name"], pretrained=False)
             backbone.load_state_dict(backbone_sd)
+            # the fingerprint keys the feature cache: it must describe the weights just loaded
+            backbone.info.fingerprint = fingerprint_module(backbone)
+            backbone.info.pretrained = bool(info.get("pretrained", False))
+            backbone.info.extra = dict(info.get("extra", {}))
+            backbone.info.weights = str(Path(path) / "backbone.safetensors")
         else:
             weights = config.get("fit", {}).get("weights")
             backbone = build_backbone(info["load_name"], pretrained=True,
                                       weights=weights if weights and Path(weights).exists() else None)
+        pre = config.get("preprocessing", {})
+        if isinstance(backbone, ImageBackbone) and pre.get("crop") and pre["crop"] != backbone.pre.crop:
+            backbone.set_image_size(int(pre["crop"]), int(pre["resize"]))
         if info.get("fingerprint") and backbone_sd is None and backbone.info.fingerprint != info["fingerprint"]:
             raise RunFolderError(
                 f"{path}: the backbone weights found on this machine ({backbone.info.weights}) are not the ones "

@@ -2,13 +2,22 @@
 
 The steps, in order, each failing early and loudly: check the output folder; read and validate the data;
 choose the backbone and the plan (printed); build the backbone with its pretrained weights; compute frozen
-features once (cached on disk); train the head with early stopping; evaluate; save the run folder.
+features once (cached on disk); train the head on them (the linear probe); for ``gradual``/``full``, fine-tune
+in stages (see :mod:`.strategies.finetune`); evaluate; save the run folder.
+
+While a run is in progress its resumable state lives beside the output folder, in ``.<name>.partial/``, so an
+existing run is only replaced (with ``--force``) once the new one is complete, and ``--resume`` continues an
+interrupted one.
 """
 
 from __future__ import annotations
 
+import json
 import platform
+import shutil
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,15 +27,29 @@ import numpy as np
 import torch
 
 from .backbones import Backbone, build_backbone, default_backbone
+from .backbones.base import fingerprint_module
+from .backbones.vision import ImageBackbone
 from .config import FitConfig
 from .console import SILENT, Console
 from .data import Examples, Splits, load_data, stratified_split
-from .errors import DataError
+from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
-from .run import check_out_dir
-from .strategies import LinearHead, make_plan, train_head
+from .run import check_out_dir, write_json
+from .strategies import LinearHead, Plan, make_plan, train_head
+from .strategies.finetune import (
+    FineTuner,
+    FineTuneSettings,
+    Progress,
+    TransferNet,
+    load_checkpoint,
+    stage_schedule,
+)
+from .strategies.inputs import DecodedImages, TrainingInputs
+from .strategies.plan import class_weight_vector
+
+RESUME_FILE = "fit.json"
 
 
 def library_versions() -> dict[str, str]:
@@ -37,6 +60,11 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def partial_dir(out: str | Path) -> Path:
+    path = Path(out).expanduser().absolute()
+    return path.parent / f".{path.name}.partial"
 
 
 def _with_val(splits: Splits, cfg: FitConfig, console: Console) -> tuple[Examples, Examples | None]:
@@ -54,8 +82,9 @@ def _with_val(splits: Splits, cfg: FitConfig, console: Console) -> tuple[Example
 
 
 def _features(backbone: Backbone, parts: dict[str, Examples], cfg: FitConfig, console: Console,
-              skipped: list[str]) -> dict[str, tuple[np.ndarray, list[str]]]:
-    """Features and labels of each split; unreadable inputs stop the run unless --skip-bad-files."""
+              skipped: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Features and the mask of readable examples for each split; unreadable inputs stop the run unless
+    --skip-bad-files."""
     device = resolve_device(cfg.device)
     cache = FeatureCache(cfg.cache_dir or default_cache_dir(), backbone.cache_key()) if cfg.cache else None
     out, problems = {}, []
@@ -67,7 +96,7 @@ def _features(backbone: Backbone, parts: dict[str, Examples], cfg: FitConfig, co
             console.info(f"{name}: features of {len(ex)} examples ({ext.computed} computed, {ext.from_cache} "
                          f"from cache) in {time.perf_counter() - t0:.1f}s")
         problems += ext.problems
-        out[name] = (ext.features, [y for y, ok in zip(ex.labels, ext.ok, strict=True) if ok])
+        out[name] = (ext.features, ext.ok)
     if problems:
         if not cfg.skip_bad_files:
             raise DataError(f"{len(problems)} file(s) could not be read; nothing was trained:", problems=problems,
@@ -78,11 +107,74 @@ def _features(backbone: Backbone, parts: dict[str, Examples], cfg: FitConfig, co
     return out
 
 
+def _label_index(examples: Examples, ok: np.ndarray, classes: list[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[y] for y, good in zip(examples.labels, ok, strict=True) if good], dtype=np.int64)
+
+
+def _head_score(head: LinearHead, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    with torch.no_grad():
+        logits = head.eval()(torch.from_numpy(x).float())
+        return {"val_acc": float((logits.argmax(1).numpy() == y).mean()),
+                "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)))}
+
+
+def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples], feats: dict[str, Any],
+               classes: list[str], cfg: FitConfig, plan: Plan, lp_record: dict[str, Any], *, partial: Path | None,
+               resume: dict[str, Any] | None, console: Console,
+               on_epoch_end: list[Callable[[Progress], None]] | None) -> Progress:
+    n_groups = len(backbone.layer_groups())
+    schedule = stage_schedule(n_groups, plan.strategy, cfg.unfreeze)
+    plan.details["layer groups"] = f"{n_groups} ({backbone.layer_groups()[0].name} ... " \
+                                   f"{backbone.layer_groups()[-1].name})"
+    plan.details["stages"] = "probe, then top " + ", ".join(str(n) for n in schedule) + " group(s) trainable"
+    top = cfg.lr / cfg.lr_ratio
+    plan.details["learning rates"] = (f"head {cfg.lr:g}; top group {top:g}, x{cfg.lr_decay:g} per group below "
+                                      f"(bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
+    augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
+    plan.details["augmentation"] = ("random resized crop + horizontal flip" if augment and
+                                    backbone.modality == "image" else "none")
+    console.info("\n".join(f"  {k}: {v}" for k, v in plan.details.items()))
+
+    decoded = DecodedImages(backbone.preprocessing.get("resize", 0)) if backbone.modality == "image" else None
+    datasets = {}
+    for name in ("train", "val"):
+        ok = feats[name][1]
+        ex = parts[name].subset(np.flatnonzero(ok))
+        datasets[name] = TrainingInputs(backbone, ex, _label_index(parts[name], ok, classes).tolist(),
+                                        augment=augment and name == "train", decoded=decoded)
+    device = resolve_device(cfg.device)
+    net = TransferNet(backbone, head).to(device)
+    counts = parts["train"].class_counts()
+    settings = FineTuneSettings(
+        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience, lr=cfg.lr, lr_ratio=cfg.lr_ratio,
+        lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,
+        grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
+        class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
+        bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"))
+    tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
+                      console=console, on_epoch_end=on_epoch_end)
+    if resume is not None:
+        progress = Progress(**resume["progress"])
+        console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, "
+                     f"after epoch {progress.epoch}")
+    else:
+        progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": lp_record["val_acc"],
+                                                     "val_loss": lp_record["val_loss"]}, stages=[lp_record])
+    progress = tuner.run(progress, resume)
+    backbone.cpu()
+    head.cpu()
+    console.info(f"kept: {progress.best['stage']} (val accuracy {progress.best['val_acc']:.4f})")
+    return progress
+
+
 def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
-            console: Console = SILENT) -> TransferModel:
+            console: Console = SILENT, resume: bool = False,
+            on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
     """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given."""
     started = time.perf_counter()
-    if out is not None:
+    partial = partial_dir(out) if out is not None else None
+    if out is not None and not resume:
         check_out_dir(out, force)
     splits = load_data(data, skip_bad_files=cfg.skip_bad_files, text_column=cfg.text_column,
                        label_column=cfg.label_column)
@@ -96,8 +188,11 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     if backbone_name is None:
         backbone_name, why = default_backbone(splits.modality)
         console.info(f"backbone: {backbone_name} ({why})")
+        cfg.backbone = backbone_name
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights)
+    if cfg.image_size is not None and isinstance(backbone, ImageBackbone):
+        backbone.set_image_size(cfg.image_size)
     if backbone.modality != splits.modality:
         raise DataError(f"{splits.source} holds {splits.modality} data but {backbone.info.name} is a "
                         f"{backbone.modality} backbone.", hint=f"pick a {splits.modality} backbone "
@@ -105,44 +200,94 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     console.info(f"weights: {backbone.info.weights}")
 
     train, val = _with_val(splits, cfg, console)
-    plan = make_plan(cfg.strategy, train.class_counts())
+    plan = make_plan(cfg.strategy, train.class_counts(), unfreeze=cfg.unfreeze, class_weights=cfg.class_weights)
+    if plan.fine_tunes and val is None:
+        raise DataError("fine-tuning needs validation data to choose how far to unfreeze.",
+                        hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")
     console.info(plan.describe())
+    resume_state = None
+    if partial is not None:
+        resume_state = _start_partial(partial, data, cfg, resume, console)
 
     parts = {"train": train} | ({"val": val} if val is not None else {}) | (
         {"test": splits.test} if splits.test is not None else {})
     skipped = list(splits.skipped)
     feats = _features(backbone, parts, cfg, console, skipped)
 
-    index = {c: i for i, c in enumerate(classes)}
-    x_tr, y_tr = feats["train"]
-    x_va, y_va = feats.get("val", (None, None))
+    y = {name: _label_index(parts[name], feats[name][1], classes) for name in parts}
     torch.manual_seed(cfg.seed)
     head = LinearHead(backbone.feature_dim, len(classes))
+    weights = class_weight_vector(classes, train.class_counts()) if plan.class_weighted else None
     t0 = time.perf_counter()
-    training = train_head(head, x_tr, np.array([index[y] for y in y_tr]), x_va,
-                          None if y_va is None else np.array([index[y] for y in y_va]), epochs=cfg.epochs,
-                          batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                          patience=cfg.patience, seed=cfg.seed, console=console)
-    head_seconds = time.perf_counter() - t0
+    training = train_head(head, feats["train"][0], y["train"], feats["val"][0] if val else None,
+                          y.get("val"), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                          weight_decay=cfg.weight_decay, patience=cfg.patience, seed=cfg.seed,
+                          class_weights=weights, console=console)
+    lp_record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "history": training.history,
+                                 "best_epoch": training.best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
+    if val is not None:
+        lp_record |= _head_score(head, feats["val"][0], y["val"])
+        console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (epoch {training.best_epoch})")
+
+    stages = [lp_record | {"kept": True}]
+    if plan.fine_tunes:
+        progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
+                              resume=resume_state, console=console, on_epoch_end=on_epoch_end)
+        stages = progress.stages
+        if progress.best["stage"] != "linear probe":
+            backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
+            backbone.info.extra["fine_tuned"] = progress.best["stage"]
+            backbone.info.fingerprint = fingerprint_module(backbone)
+            feats = _features(backbone, parts, cfg, console, [])  # final metrics with the fine-tuned backbone
 
     model_config = _run_config(backbone, classes, cfg, plan.to_dict(), data)
     model = TransferModel(backbone, head, classes, model_config, device=cfg.device, console=console)
-    metrics: dict[str, Any] = {"history": training.history, "best_epoch": training.best_epoch,
+    metrics: dict[str, Any] = {"stages": stages, "kept_stage": next(s["stage"] for s in stages if s.get("kept")),
+                               "history": training.history, "best_epoch": training.best_epoch,
                                "stopped_early": training.stopped_early, "monitor": training.monitor,
-                               "data": splits.summary() | {"skipped": skipped}}
-    for name in ("train", "val", "test"):
-        if name in feats:
-            x, y = feats[name]
-            pred = [classes[i] for i in model.probabilities(x).argmax(1)]
-            metrics[name] = classification_metrics(y, pred, classes)
-            metrics[name]["majority_baseline"] = majority_baseline(y_tr, y)
-    metrics["timing"] = {"head_training_s": round(head_seconds, 3),
-                         "total_s": round(time.perf_counter() - started, 3)}
+                               "data": splits.summary() | {"skipped": skipped, "fit_split": {
+                                   "train": len(y["train"]), "val": len(y.get("val", []))}}}
+    for name in parts:
+        pred = [classes[i] for i in model.probabilities(feats[name][0]).argmax(1)]
+        truth = [classes[i] for i in y[name]]
+        metrics[name] = classification_metrics(truth, pred, classes)
+        metrics[name]["majority_baseline"] = majority_baseline([classes[i] for i in y["train"]], truth)
+    metrics["timing"] = {"linear_probe_s": lp_record["seconds"], "total_s": round(time.perf_counter() - started, 3)}
     model.metrics = metrics
     if out is not None:
-        model.save(out, force=force)
+        model.save(out, force=True if resume else force)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
     _summary(console, model, out)
     return model
+
+
+def _start_partial(partial: Path, data: str | Path, cfg: FitConfig, resume: bool,
+                   console: Console) -> dict[str, Any] | None:
+    """Record what is needed to resume; return the checkpoint to resume from, if any."""
+    if resume:
+        if (partial / "checkpoint.pt").is_file():
+            return load_checkpoint(partial)
+        return None  # interrupted before fine-tuning: the probe is re-run (features are cached)
+    if partial.exists():
+        console.warn(f"discarding the state of an interrupted run in {partial} (use --resume to continue one)")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict()})
+    return None
+
+
+def resume_fit(out: str | Path, *, console: Console = SILENT,
+               on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
+    """Continue an interrupted ``fit --out OUT`` from its last checkpoint, with its original settings."""
+    partial = partial_dir(out)
+    if not (partial / RESUME_FILE).is_file():
+        raise RunFolderError(f"--resume {out}: no interrupted run to resume (looked for {partial}).",
+                             hint="start it again with `graftwork fit DATA --out DIR`.")
+    saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+    console.info(f"resuming the fit of {saved['data']} into {out}")
+    return run_fit(saved["data"], FitConfig.from_dict(saved["fit"]), out=out, console=console, resume=True,
+                   on_epoch_end=on_epoch_end)
 
 
 def _run_config(backbone: Backbone, classes: list[str], cfg: FitConfig, plan: dict[str, Any],
@@ -160,7 +305,7 @@ def _run_config(backbone: Backbone, classes: list[str], cfg: FitConfig, plan: di
         "preprocessing": backbone.preprocessing,
         "head": {"type": "linear", "in_features": backbone.feature_dim, "standardize": True},
         "plan": plan,
-        "fit": cfg.to_dict(),
+        "fit": asdict(cfg),
         "data": str(data),
         "versions": library_versions(),
     }
@@ -168,7 +313,7 @@ def _run_config(backbone: Backbone, classes: list[str], cfg: FitConfig, plan: di
 
 def _summary(console: Console, model: TransferModel, out: str | Path | None) -> None:
     m = model.metrics
-    parts = [f"best epoch {m['best_epoch']}/{len(m['history'])}"]
+    parts = [f"kept {m['kept_stage']}"]
     for name in ("val", "test"):
         if name in m:
             parts.append(f"{name} accuracy {m[name]['accuracy']:.3f} (macro F1 {m[name]['macro_f1']:.3f}; "

@@ -34,6 +34,15 @@ class ImagePreprocess:
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
 
+    def train_transform(self, scale: tuple[float, float] = (0.35, 1.0), flip: bool = True) -> T.Compose:
+        """Standard fine-tuning augmentation: random resized crop (and horizontal flip), then normalise."""
+        steps: list[object] = [T.RandomResizedCrop(self.crop, scale=scale, antialias=True,
+                                                   interpolation=_INTERPOLATION[self.interpolation])]
+        if flip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(list(self.mean), list(self.std))]
+        return T.Compose(steps)
+
     def transform(self) -> T.Compose:
         return T.Compose([
             T.Resize(self.resize, interpolation=_INTERPOLATION[self.interpolation], antialias=True),
@@ -59,6 +68,13 @@ class ImageBackbone(Backbone):
     @property
     def preprocessing(self) -> dict[str, Any]:
         return {"kind": "image", **self.pre.to_dict()}
+
+    def set_image_size(self, crop: int, resize: int | None = None) -> None:
+        """Change the input size (resize keeps the backbone's crop ratio unless given)."""
+        ratio = self.pre.resize / self.pre.crop
+        self.pre = ImagePreprocess(resize or int(round(crop * ratio)), crop, self.pre.mean, self.pre.std,
+                                   self.pre.interpolation)
+        self._transform = self.pre.transform()
 
     def prepare(self, raw: Image.Image) -> torch.Tensor:
         return self._transform(raw)

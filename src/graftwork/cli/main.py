@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console as RichConsole
 
 from ..console import Console
-from ..errors import DataError, GraftworkError
+from ..errors import ConfigError, DataError, GraftworkError
 from .options import add_fit_options, fit_config_from_args
 
 EXIT_USER_ERROR = 2
@@ -34,8 +34,17 @@ def _print_json(data: Any) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from ..pipeline import run_fit
 
-    cfg = fit_config_from_args(args)
-    model = run_fit(args.data, cfg, out=args.out, force=args.force, console=Console(verbose=not args.quiet))
+    console = Console(verbose=not args.quiet)
+    if args.resume:
+        from ..pipeline import resume_fit
+
+        model = resume_fit(args.resume, console=console)
+        args.out = args.resume
+    else:
+        if args.data is None or args.out is None:
+            raise ConfigError("fit needs DATA and --out DIR (or --resume DIR to continue an interrupted run).",
+                              hint="e.g. graftwork fit photos/ --out run1")
+        model = run_fit(args.data, fit_config_from_args(args), out=args.out, force=args.force, console=console)
     if args.json:
         _print_json({"out": args.out, **{k: v for k, v in model.metrics.items() if k != "history"}})
     return 0
@@ -127,6 +136,26 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_advise(args: argparse.Namespace) -> int:
+    from ..data import load_data
+    from ..strategies import make_plan
+
+    splits = load_data(args.data, skip_bad_files=True, text_column=args.text_column,
+                       label_column=args.label_column)
+    counts = splits.train.class_counts()
+    if splits.val is None:  # fit holds out val_fraction of each class: plan on what remains for training
+        counts = {c: n - min(n - 1, max(1, round(n * args.val_fraction))) if n > 1 else n for c, n in counts.items()}
+    plan = make_plan(args.strategy, counts, unfreeze=args.unfreeze)
+    if args.json:
+        _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped})
+    else:
+        _out().print(plan.describe(), markup=False, highlight=False)
+        if splits.skipped:
+            _out().print(f"note: {len(splits.skipped)} bad input(s) would stop `fit` (see --skip-bad-files)",
+                         markup=False)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
@@ -149,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Train a model: DATA is a folder with one sub-folder of images per class "
                                      "(or train/ val/ test/ folders of that form), or a CSV/JSONL file with "
                                      "text,label columns (or a folder with train.csv, val.csv, test.csv).")
-    fit.add_argument("data", metavar="DATA")
-    fit.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
+    fit.add_argument("data", metavar="DATA", nargs="?")
+    fit.add_argument("--out", metavar="DIR", help="run folder to write")
+    fit.add_argument("--resume", metavar="DIR", help="continue the interrupted `fit --out DIR` from its last "
+                     "checkpoint, with its original settings")
     fit.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
     fit.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     fit.add_argument("--quiet", action="store_true", help="print only warnings and errors")
@@ -186,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--json", action="store_true", help="print JSON on stdout")
     bb.add_argument("--modality", choices=["image", "text"], help="only this modality")
     bb.set_defaults(func=cmd_backbones)
+
+    adv = sub.add_parser("advise", help="the plan fit would follow on DATA, and why, without training")
+    adv.add_argument("data", metavar="DATA")
+    adv.add_argument("--strategy", default="auto", choices=["auto", "frozen", "gradual", "full"])
+    adv.add_argument("--unfreeze", type=int, default=None)
+    adv.add_argument("--val-fraction", type=float, default=0.2)
+    adv.add_argument("--text-column", default="text")
+    adv.add_argument("--label-column", default="label")
+    adv.add_argument("--json", action="store_true", help="print JSON on stdout")
+    adv.set_defaults(func=cmd_advise)
 
     demo = sub.add_parser("demo", help="offline demo on real data with real pretrained weights")
     demo.add_argument("--out", default="graftwork-demo", metavar="DIR", help="where to write the demo runs")

@@ -29,6 +29,13 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         kind = hints[f.name]
         if isinstance(kind, types.UnionType):  # "str | None"
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if kind is bool:  # "bool | None": --x / --no-x, unset means "let graftwork decide"
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(_flag(f.name), dest=f.name, action="store_const", const=True, help=help_text)
+            group.add_argument(_flag(f"no_{f.name}"), dest=f.name, action="store_const", const=False,
+                               help=f"turn {f.name.replace('_', ' ')} off")
+            parser.set_defaults(**{f.name: f.default})
+            continue
         default = None if f.default is MISSING else f.default
         metavar = f.name.upper() if kind is str else None
         parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=default, metavar=metavar,

@@ -30,7 +30,8 @@ def scan_class_folders(root: Path, problems: ProblemList, *, ignored: list[str])
     items: list[str] = []
     labels: list[str] = []
     for class_dir in list_class_dirs(root):
-        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = sorted(p for p in class_dir.rglob("*")  # hidden files and folders (.DS_Store, .thumbnails/) skipped
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(class_dir).parts))
         images = [p for p in files if is_image_file(p)]
         ignored += [str(p) for p in files if not is_image_file(p)]
         if not images:
@@ -53,7 +54,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     feature); 16-bit and float images are rescaled to 8 bits instead of being clipped.
     """
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
@@ -65,7 +66,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             lo, hi = float(arr.min(initial=0)), float(arr.max(initial=1))
             arr = (arr - lo) / ((hi - lo) or 1.0) * 255.0
         return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "P" and "transparency" in image.info:
+    if mode in ("P", "L", "RGB") and "transparency" in image.info:  # palette or tRNS colour key
         image = image.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):

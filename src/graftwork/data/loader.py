@@ -18,7 +18,7 @@ from .images import IMAGE_EXTENSIONS, is_image_file, list_class_dirs, scan_class
 from .text import TEXT_EXTENSIONS, read_text_file
 
 SPLIT_NAMES = ("train", "val", "test")
-_SPLIT_ALIASES = {"val": ("val", "valid", "validation"), "test": ("test",), "train": ("train",)}
+_SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 def _split_files(root: Path) -> dict[str, Path]:

@@ -26,21 +26,30 @@ def _decode(path: Path) -> str:
 
 
 def _rows_csv(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict[str, str | None]]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns: list[str] = []
     rows = []
-    for row in reader:
-        if not any((v or "").strip() for k, v in row.items() if k is not None):
-            continue  # blank line
-        rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
+    start = 1  # a quoted field may span lines: a row is named by the line it starts on
+    try:
+        columns = [c.strip() for c in next(reader, [])]
+        start = reader.line_num + 1
+        for record in reader:
+            # short rows lack the last columns and extra fields are dropped, as with csv.DictReader
+            row: dict[str, str | None] = dict(zip(columns, record, strict=False))
+            if any((v or "").strip() for v in row.values()):  # else a blank line
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: cannot read this CSV row ({e}).",
+                        hint='look on that row for a quote (") that is never closed; '
+                             "for texts longer than 128K characters use a .jsonl file.") from None
     return columns, rows
 
 
 def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str], list[tuple[int, dict]]]:
     rows: list[tuple[int, dict]] = []
     columns: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.split("\n"), start=1):  # not splitlines(): JSON strings may hold U+2028
         if not line.strip():
             continue
         try:

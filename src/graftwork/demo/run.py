@@ -18,7 +18,13 @@ from ..config import FitConfig
 from ..console import Console
 from ..pipeline import run_fit
 from ..run import check_out_dir
-from .datasets import fashion_mnist_dir, fashion_mnist_folder, support_intents_folder, textile_dir, textile_folder
+from .datasets import (
+    fashion_mnist_dir,
+    fashion_mnist_folder,
+    support_intents_folder,
+    textile_dir,
+    textile_folder,
+)
 
 
 @dataclass
@@ -54,9 +60,8 @@ def _compare(task: str, data: Path, label: str, out: Path, console: Console, **s
     pre = run_fit(data, FitConfig(**settings), out=out / f"{task}-pretrained", console=console)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
     console.info(f"\n== {task}: same architecture, random weights (control) ==")
-    rnd = run_fit(data, FitConfig(backbone=pre.backbone.info.name if pre.backbone.info.source != "torchvision"
-                                  else f"torchvision:{pre.backbone.info.arch}", pretrained=False, **settings),  # type: ignore[arg-type]
-                  out=out / f"{task}-random-init", console=console)
+    control = FitConfig(backbone=pre.backbone.info.name, pretrained=False, **settings)  # type: ignore[arg-type]
+    rnd = run_fit(data, control, out=out / f"{task}-random-init", console=console)
     split = "test" if "test" in pre.metrics else "val"
     return DemoRow(task, label, pre.backbone.info.name, pre.metrics[split]["accuracy"],
                    rnd.metrics[split]["accuracy"], pre.metrics[split]["majority_baseline"]["accuracy"], seconds)

@@ -53,11 +53,14 @@ def _evaluate(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 def train_head(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
                y_val: np.ndarray | None, *, epochs: int, batch_size: int, lr: float, weight_decay: float,
-               patience: int, seed: int, console: Console = SILENT) -> HeadTraining:
+               patience: int, seed: int, class_weights: list[float] | None = None,
+               console: Console = SILENT) -> HeadTraining:
     """AdamW on cached features with early stopping on validation loss; the best epoch's weights are kept.
 
-    Without a validation set, trains for ``epochs`` and keeps the last epoch.
+    Without a validation set, trains for ``epochs`` and keeps the last epoch. ``class_weights`` weight the
+    training loss (imbalanced classes); the monitored validation loss is unweighted.
     """
+    weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(x_train).float(), torch.from_numpy(y_train).long()
     has_val = x_val is not None and y_val is not None and len(x_val) > 0
@@ -74,7 +77,7 @@ def train_head(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
-                loss = F.cross_entropy(head(xt[idx]), yt[idx])
+                loss = F.cross_entropy(head(xt[idx]), yt[idx], weight=weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -1,4 +1,14 @@
-"""Choosing a strategy from the data: the plan is printed before training and saved with the run."""
+"""Choosing a strategy from the data: the plan is printed before training and saved with the run.
+
+``auto`` follows the guidance practitioners use, keyed on the median number of training examples per class:
+
+* fewer than ``FROZEN_BELOW`` (25): ``frozen``. A validation split this small cannot tell fine-tuning stages
+  apart reliably, and a linear probe on pretrained features is hard to beat;
+* up to ``FULL_FROM`` (10,000): ``gradual``. Linear probe first, then unfreeze layer groups from the top while
+  validation improves; it keeps the probe when fine-tuning does not help, so it costs time, never accuracy on
+  validation;
+* from ``FULL_FROM`` on: ``full``: enough data to adapt every layer (after the probe), with discriminative rates.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,17 @@ from typing import Any
 
 import numpy as np
 
+FROZEN_BELOW = 25
+FULL_FROM = 10_000
+IMBALANCE_RATIO = 3.0
+
+_WHAT = {
+    "frozen": "backbone frozen; features computed once and cached; a new linear head trained on them",
+    "gradual": "linear probe on cached features, then unfreeze 1, 2, 4, ... layer groups from the top, each "
+               "stage with discriminative learning rates, while validation improves; keep the best stage",
+    "full": "linear probe on cached features, then every layer trainable with discriminative learning rates",
+}
+
 
 @dataclass
 class Plan:
@@ -14,34 +35,72 @@ class Plan:
     strategy: str
     reasons: list[str] = field(default_factory=list)
     examples_per_class: dict[str, int] = field(default_factory=dict)
+    class_weighted: bool = False
+    unfreeze: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # filled once the backbone is known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def fine_tunes(self) -> bool:
+        return self.strategy in ("gradual", "full")
+
     def describe(self) -> str:
         counts = list(self.examples_per_class.values())
         lines = [f"plan: {self.strategy}" + (" (chosen by auto)" if self.requested == "auto" else "")]
+        lines.append(f"  what: {_WHAT[self.strategy]}" if self.unfreeze is None else
+                     f"  what: linear probe, then the top {self.unfreeze} layer group(s) fine-tuned")
         if counts:
             lines.append(f"  data: {len(counts)} classes, {min(counts)}-{max(counts)} training examples per class "
                          f"(median {int(np.median(counts))})")
         lines += [f"  why: {r}" for r in self.reasons]
+        for key, value in self.details.items():
+            lines.append(f"  {key}: {value}")
         return "\n".join(lines)
 
 
-def make_plan(requested: str, class_counts: dict[str, int]) -> Plan:
+def make_plan(requested: str, class_counts: dict[str, int], *, unfreeze: int | None = None,
+              class_weights: str = "auto") -> Plan:
     """The plan for ``requested`` (``auto`` decides from examples per class)."""
     counts = list(class_counts.values())
     median = int(np.median(counts)) if counts else 0
-    plan = Plan(requested=requested, strategy="frozen", examples_per_class=dict(class_counts))
-    if requested == "frozen":
-        plan.reasons.append("asked for: backbone frozen, features computed once and cached, a new linear head "
-                            "trained on them")
-        return plan
-    plan.reasons.append(
-        f"{median} examples per class (median): a frozen backbone with a new linear head uses what the "
-        "pretrained features already separate and cannot damage them; it is the standard choice up to a few "
-        "hundred examples per class, and takes seconds on cached features")
-    if counts and max(counts) > 3 * max(min(counts), 1):
-        plan.reasons.append(f"classes are imbalanced (largest {max(counts)} vs smallest {min(counts)}): "
-                            "look at macro F1 and per-class recall, not only accuracy")
+    plan = Plan(requested=requested, strategy=requested, examples_per_class=dict(class_counts), unfreeze=unfreeze)
+    if requested == "auto":
+        if unfreeze is not None:
+            plan.strategy = "gradual"
+            plan.reasons.append(f"--unfreeze {unfreeze} asks for the top {unfreeze} layer group(s) to be fine-tuned")
+        elif median < FROZEN_BELOW:
+            plan.strategy = "frozen"
+            plan.reasons.append(
+                f"{median} examples per class (median, fewer than {FROZEN_BELOW}): too few to fine-tune or to "
+                "compare fine-tuning stages on validation; a linear probe on pretrained features is the most "
+                "reliable choice")
+        elif median < FULL_FROM:
+            plan.strategy = "gradual"
+            plan.reasons.append(
+                f"{median} examples per class (median): enough to adapt the top of the network; unfreezing "
+                "stops as soon as validation stops improving, and the probe is kept if fine-tuning does not help")
+        else:
+            plan.strategy = "full"
+            plan.reasons.append(f"{median} examples per class (median, {FULL_FROM}+): enough data to adapt every "
+                                "layer; discriminative rates protect the lower layers")
+    else:
+        plan.reasons.append("asked for with --strategy")
+    if counts and max(counts) > IMBALANCE_RATIO * max(min(counts), 1):
+        ratio = max(counts) / max(min(counts), 1)
+        plan.class_weighted = class_weights != "off"
+        plan.reasons.append(
+            f"classes are imbalanced (largest {max(counts)} vs smallest {min(counts)}, {ratio:.1f}x): "
+            + ("the loss is weighted by inverse class frequency; " if plan.class_weighted else "")
+            + "judge by macro F1 and per-class recall, not only accuracy")
+    elif class_weights == "on":
+        plan.class_weighted = True
+        plan.reasons.append("class-weighted loss (--class-weights on)")
     return plan
+
+
+def class_weight_vector(classes: list[str], counts: dict[str, int]) -> list[float]:
+    """Inverse-frequency weights, normalised so that a balanced dataset gets all ones."""
+    total = sum(counts.values())
+    return [total / (len(classes) * max(counts.get(c, 0), 1)) for c in classes]

@@ -1,0 +1,290 @@
+"""Fine-tuning stages after the linear probe: gradual unfreezing, full fine-tuning, or a fixed ``--unfreeze N``.
+
+The recipe (LP-FT, Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution"; gradual unfreezing and discriminative rates from Howard & Ruder 2018, "ULMFiT"):
+
+1. the head is first trained on cached frozen features until it converges (the linear probe, stage 0);
+2. each later stage unfreezes more layer groups from the top (1, 2, 4, 8, ... groups for ``gradual``; all of
+   them at once for ``full``), each group at its own learning rate, smaller toward the input, with AdamW,
+   linear warm-up and cosine decay, gradient clipping, and early stopping on validation;
+3. a stage that does not beat the best so far on validation ends the schedule, and the best stage's weights are
+   kept, so the result is never worse on validation than the linear probe.
+
+State is checkpointed atomically at the end of every epoch, and every epoch re-seeds the random generators from
+``(seed, stage, epoch)``, so a run resumed after a crash ends exactly where an uninterrupted one would (on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..backbones.base import Backbone
+from ..console import SILENT, Console
+from .freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
+from .inputs import collate_for
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TransferNet(nn.Module):
+    """Backbone and head as one network, for training end to end."""
+
+    def __init__(self, backbone: Backbone, head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.head(self.backbone(batch))
+
+
+def stage_schedule(n_groups: int, strategy: str, unfreeze: int | None = None) -> list[int]:
+    """Numbers of unfrozen groups, one per stage after the linear probe."""
+    if unfreeze is not None:
+        return [min(unfreeze, n_groups)]
+    if strategy == "full":
+        return [n_groups]
+    steps, n = [], 1
+    while n < n_groups:
+        steps.append(n)
+        n *= 2
+    return steps + [n_groups]
+
+
+@dataclass
+class FineTuneSettings:
+    stage_epochs: int
+    stage_patience: int
+    lr: float
+    lr_ratio: float
+    lr_decay: float
+    weight_decay: float
+    batch_size: int
+    seed: int
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    warmup_fraction: float = 0.1
+    class_weights: list[float] | None = None
+    bf16: bool = False
+
+
+@dataclass
+class Score:
+    val_acc: float
+    val_loss: float
+
+    def beats(self, other: Score | None) -> bool:
+        """Higher validation accuracy wins; equal accuracy is decided by lower validation loss."""
+        if other is None:
+            return True
+        if abs(self.val_acc - other.val_acc) > 1e-9:
+            return self.val_acc > other.val_acc
+        return self.val_loss < other.val_loss - 1e-9
+
+
+@dataclass
+class Progress:
+    """Where the schedule is; JSON-able, saved in every checkpoint."""
+
+    schedule: list[int]
+    stage: int = 0  # index into schedule (0 = first stage after the probe)
+    epoch: int = 0  # epochs completed in the current stage
+    bad_epochs: int = 0
+    stage_best: dict[str, float] | None = None  # {"epoch", "val_acc", "val_loss"}
+    best: dict[str, Any] = field(default_factory=dict)  # {"stage", "val_acc", "val_loss"}
+    stages: list[dict[str, Any]] = field(default_factory=list)  # one record per stage, probe first
+    done: bool = False
+
+
+def _seed_epoch(seed: int, stage: int, epoch: int) -> torch.Generator:
+    """Every epoch's randomness (order, augmentation, dropout) is a function of (seed, stage, epoch)."""
+    s = (seed * 1_000_003 + (stage + 1) * 10_007 + epoch) % (2**63)
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
+
+
+def _warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warmup = max(1, int(round(total_steps * warmup_fraction)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Atomic: written to a temporary file in the same folder, then renamed over the old checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, folder / CHECKPOINT)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(folder: Path) -> dict[str, Any]:
+    return torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+class FineTuner:
+    """Runs the stages of a schedule on one network; see the module docstring for the recipe."""
+
+    def __init__(self, net: TransferNet, train: Dataset, val: Dataset, settings: FineTuneSettings, *,
+                 device: torch.device, checkpoint_dir: Path | None = None, console: Console = SILENT,
+                 on_epoch_end: list[Callable[[Progress], None]] | None = None):
+        self.net, self.train_ds, self.val_ds, self.s = net, train, val, settings
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.console = console
+        self.on_epoch_end = on_epoch_end or []
+        collate = collate_for(net.backbone)
+        self.val_loader = DataLoader(val, batch_size=settings.batch_size * 2, shuffle=False, collate_fn=collate)
+        self.collate = collate
+        weights = settings.class_weights
+        self.loss_weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> Score:
+        self.net.eval()
+        total_loss, correct, n = 0.0, 0, 0
+        for batch, y in self.val_loader:
+            with self._autocast():
+                logits = self.net(self.net.backbone.batch_to(batch, self.device)).float()
+            y = y.to(self.device)
+            total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+        return Score(correct / max(n, 1), total_loss / max(n, 1))
+
+    def _autocast(self):
+        if self.s.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    # -- one stage -----------------------------------------------------------------------------------------
+    def _optimizer(self, n_unfrozen: int) -> tuple[torch.optim.Optimizer, Any, list[dict[str, Any]]]:
+        unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
+        for p in self.net.head.parameters():
+            p.requires_grad_(True)
+        rates = discriminative_rates(unfrozen, self.s.lr, self.s.lr_ratio, self.s.lr_decay)
+        opt = torch.optim.AdamW(param_groups(self.net.head, unfrozen, rates, self.s.lr, self.s.weight_decay))
+        steps = self.s.stage_epochs * math.ceil(len(self.train_ds) / self.s.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps, self.s.warmup_fraction))
+        return opt, sched, [r.to_dict() for r in rates]
+
+    def _train_epoch(self, opt: torch.optim.Optimizer, sched: Any, n_unfrozen: int,
+                     generator: torch.Generator) -> tuple[float, float]:
+        loader = DataLoader(self.train_ds, batch_size=self.s.batch_size, shuffle=True, generator=generator,
+                            collate_fn=self.collate, drop_last=len(self.train_ds) > self.s.batch_size)
+        set_train_mode(self.net, self.net.backbone, n_unfrozen)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        total, correct, n = 0.0, 0, 0
+        for batch, y in loader:
+            y = y.to(self.device)
+            with self._autocast():
+                logits = self.net(self.net.backbone.batch_to(batch, self.device)).float()
+            loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=self.s.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+        return total / max(n, 1), correct / max(n, 1)
+
+    # -- the schedule --------------------------------------------------------------------------------------
+    def run(self, progress: Progress, resume: dict[str, Any] | None = None) -> Progress:
+        """Run (or continue) the schedule; the network ends with the best stage's weights."""
+        best_state = copy.deepcopy(self.net.state_dict()) if resume is None else resume["best_net"]
+        while progress.stage < len(progress.schedule) and not progress.done:
+            n_unfrozen = progress.schedule[progress.stage]
+            opt, sched, rates = self._optimizer(n_unfrozen)
+            fresh = True
+            if resume is not None:
+                self.net.load_state_dict(resume["net"])
+                if progress.epoch > 0 and resume["optimizer"] is not None:  # continue inside this stage
+                    opt.load_state_dict(resume["optimizer"])
+                    sched.load_state_dict(resume["scheduler"])
+                    fresh = False
+                resume_stage_best = resume["stage_best_net"]
+                resume = None
+            stage_best_state = copy.deepcopy(self.net.state_dict()) if fresh else resume_stage_best
+            if fresh:
+                progress.stages.append({"stage": f"unfreeze {n_unfrozen}", "unfrozen_groups": n_unfrozen,
+                                        "rates": rates, "history": []})
+                progress.stage_best, progress.bad_epochs = None, 0
+            record = progress.stages[-1]
+            label = f"stage {progress.stage + 1}/{len(progress.schedule)}: top {n_unfrozen} group(s) trainable"
+            with self.console.progress(label, self.s.stage_epochs - progress.epoch) as advance:
+                while progress.epoch < self.s.stage_epochs and progress.bad_epochs < self.s.stage_patience:
+                    t0 = time.perf_counter()
+                    gen = _seed_epoch(self.s.seed, progress.stage, progress.epoch)
+                    train_loss, train_acc = self._train_epoch(opt, sched, n_unfrozen, gen)
+                    score = self.validate()
+                    progress.epoch += 1
+                    record["history"].append({"epoch": progress.epoch, "train_loss": train_loss,
+                                              "train_acc": train_acc, "val_loss": score.val_loss,
+                                              "val_acc": score.val_acc, "seconds": time.perf_counter() - t0})
+                    prev = progress.stage_best
+                    if score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev else None):
+                        progress.stage_best = {"epoch": progress.epoch, **asdict(score)}
+                        stage_best_state = copy.deepcopy(self.net.state_dict())
+                        progress.bad_epochs = 0
+                    else:
+                        progress.bad_epochs += 1
+                    self._checkpoint(progress, opt, sched, best_state, stage_best_state)
+                    for callback in self.on_epoch_end:
+                        callback(progress)
+                    advance(1)
+            self.net.load_state_dict(stage_best_state)
+            sb = progress.stage_best or {"epoch": 0, "val_acc": 0.0, "val_loss": float("inf")}
+            record.update({"best_epoch": sb["epoch"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]})
+            self.console.info(f"  stage {record['stage']}: val accuracy {sb['val_acc']:.4f} "
+                              f"(best so far {progress.best['val_acc']:.4f}, {progress.best['stage']})")
+            if Score(sb["val_acc"], sb["val_loss"]).beats(Score(progress.best["val_acc"], progress.best["val_loss"])):
+                progress.best = {"stage": record["stage"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]}
+                best_state = copy.deepcopy(self.net.state_dict())
+                progress.stage += 1
+                progress.epoch = 0
+            else:
+                progress.done = True  # this stage did not improve: stop unfreezing
+            self._checkpoint(progress, None, None, best_state, stage_best_state)
+        self.net.load_state_dict(best_state)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+        for r in progress.stages:
+            r["kept"] = r["stage"] == progress.best["stage"]
+        return progress
+
+    def _checkpoint(self, progress: Progress, opt: Any, sched: Any, best: dict[str, torch.Tensor],
+                    stage_best: dict[str, torch.Tensor]) -> None:
+        if self.checkpoint_dir is None:
+            return
+        save_checkpoint(self.checkpoint_dir, {
+            "format": 1, "progress": asdict(progress), "net": self.net.state_dict(), "best_net": best,
+            "stage_best_net": stage_best, "optimizer": opt.state_dict() if opt else None,
+            "scheduler": sched.state_dict() if sched else None, "rng": torch.get_rng_state()})

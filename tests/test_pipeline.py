@@ -1,0 +1,145 @@
+"""fit → save → load → predict/evaluate, through the Python API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import graftwork
+from graftwork.errors import ConfigError, DataError, RunFolderError
+
+from .conftest import make_image_folder, make_text_rows, write_csv
+
+IMAGE = {"backbone": "timm:test_efficientnet", "pretrained": False}
+
+
+def test_fit_image_folder_learns_and_reports(image_folder, tmp_path):
+    model = graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE, epochs=50)
+    assert model.classes == ["blue", "red"]
+    m = model.metrics
+    assert {"history", "best_epoch", "train", "val", "data", "timing"} <= set(m)
+    assert m["val"]["majority_baseline"]["accuracy"] == pytest.approx(0.5)
+    assert m["train"]["accuracy"] >= 0.9  # colours are easy even for random features
+    row = m["history"][0]
+    assert {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"} <= set(row)
+    assert m["data"]["train"]["n"] == 16
+    assert m["data"]["fit_split"] == {"train": 12, "val": 4}
+
+
+def test_run_folder_round_trip_gives_identical_predictions(image_folder, tmp_path):
+    model = graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["backbone.safetensors", "config.json", "head.safetensors", "metrics.json"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["classes"] == ["blue", "red"]
+    assert config["backbone"]["name"] == "timm:test_efficientnet"
+    assert len(config["backbone"]["fingerprint"]) == 64
+    assert config["preprocessing"]["kind"] == "image"
+    assert config["plan"]["strategy"] == "frozen"
+    assert {"torch", "timm", "python"} <= set(config["versions"])
+    images = sorted(str(p) for p in image_folder.rglob("*.png"))
+    loaded = graftwork.load(tmp_path / "run")
+    np.testing.assert_allclose(model.predict_proba(images), loaded.predict_proba(images), atol=1e-6)
+    assert [p["label"] for p in model.predict(images)] == [p["label"] for p in loaded.predict(images)]
+
+
+def test_loaded_model_does_not_need_the_training_data(image_folder, tmp_path):
+    import shutil
+
+    probe = tmp_path / "probe.png"
+    shutil.copy(image_folder / "red" / "red_0.png", probe)
+    graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
+    shutil.rmtree(image_folder)
+    pred = graftwork.load(tmp_path / "run").predict([str(probe)], top_k=2)[0]
+    assert pred["label"] in ("red", "blue")
+    assert abs(sum(t["probability"] for t in pred["top"]) - 1.0) < 1e-5
+
+
+def test_same_seed_same_model_other_seed_other_split(image_folder):
+    a = graftwork.fit(image_folder, **IMAGE, seed=3)
+    b = graftwork.fit(image_folder, **IMAGE, seed=3)
+    np.testing.assert_array_equal(a.head.fc.weight.detach().numpy(), b.head.fc.weight.detach().numpy())
+    assert a.metrics["history"] == b.metrics["history"]
+    c = graftwork.fit(image_folder, **IMAGE, seed=4)
+    assert c.metrics["history"] != a.metrics["history"]
+
+
+def test_text_csv_with_tiny_bert(tmp_path, tiny_bert):
+    data = write_csv(tmp_path / "t.csv", make_text_rows(per_class=15))
+    model = graftwork.fit(data, out=tmp_path / "run", backbone=f"hf:{tiny_bert}", epochs=60)
+    assert model.modality == "text"
+    assert model.metrics["train"]["accuracy"] >= 0.9
+    preds = graftwork.load(tmp_path / "run").predict(["apple pear melon grape", "bus car truck boat"])
+    assert [p["label"] for p in preds] == ["fruit", "vehicle"]
+
+
+def test_evaluate_uses_test_split_and_reports_everything(tmp_path):
+    make_image_folder(tmp_path / "d" / "train", per_class=8)
+    make_image_folder(tmp_path / "d" / "test", per_class=4, seed=1)
+    model = graftwork.fit(tmp_path / "d", **IMAGE, epochs=40)
+    assert "test" in model.metrics
+    result = model.evaluate(tmp_path / "d")
+    assert result["split"] == "test" and result["n"] == 8
+    assert set(result["per_class"]) == {"red", "blue"}
+    assert set(result["per_class"]["red"]) == {"precision", "recall", "f1", "support"}
+    assert result["confusion"]["labels"] == ["blue", "red"]
+    assert np.array(result["confusion"]["matrix"]).sum() == 8
+    assert 0 <= result["macro_f1"] <= 1
+
+
+def test_evaluate_rejects_unknown_classes(image_folder, tmp_path):
+    model = graftwork.fit(image_folder, **IMAGE)
+    other = make_image_folder(tmp_path / "other", classes=("green", "red"))
+    with pytest.raises(DataError, match="not trained on: \\['green'\\]"):
+        model.evaluate(other)
+
+
+def test_out_folder_is_never_overwritten_without_force(image_folder, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(RunFolderError, match="--force"):
+        graftwork.fit(image_folder, out=out, **IMAGE)
+    assert (out / "precious.txt").read_text() == "keep me"
+    graftwork.fit(image_folder, out=out, force=True, **IMAGE)
+    assert not (out / "precious.txt").exists() and (out / "config.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")], "no staging folders left behind"
+
+
+def test_bad_image_stops_before_training_unless_skipped(image_folder, tmp_path):
+    (image_folder / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    with pytest.raises(DataError) as err:
+        graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
+    assert "broken.jpg" in str(err.value) and "--skip-bad-files" in str(err.value)
+    assert not (tmp_path / "run").exists()
+    model = graftwork.fit(image_folder, **IMAGE, skip_bad_files=True)
+    assert any("broken.jpg" in s for s in model.metrics["data"]["skipped"])
+
+
+def test_backbone_modality_must_match_data(text_csv):
+    with pytest.raises(DataError, match="text data but timm:test_efficientnet is a image backbone"):
+        graftwork.fit(text_csv, **IMAGE)
+
+
+def test_settings_are_validated_together():
+    with pytest.raises(ConfigError) as err:
+        graftwork.FitConfig(epochs=0, strategy="magic", val_fraction=1.5)
+    text = str(err.value)
+    assert "'epochs'" in text and "'strategy'" in text and "'val_fraction'" in text
+    assert "Got 0 instead" in text
+
+
+def test_unknown_setting_suggests_the_right_one(image_folder):
+    with pytest.raises(ConfigError, match="epoch → epochs"):
+        graftwork.fit(image_folder, epoch=3)
+
+
+def test_backbones_listing():
+    rows = graftwork.backbones()
+    names = [r["name"] for r in rows]
+    assert "torchvision:mobilenet_v2" in names and "hf:sentence-transformers/all-MiniLM-L6-v2" in names
+    assert {r["modality"] for r in rows} == {"image", "text"}
+    assert all(isinstance(r["offline"], bool) and r["feature_dim"] > 0 for r in rows)
+    assert all(r["offline"] for r in graftwork.backbones(offline_only=True))
