@@ -41,7 +41,7 @@ class FitConfig:
         "each layer group below the top learns this fraction of the rate of the group above it"))
     unfreeze: int | None = field(default=None, metadata=_meta(
         "fine-tune exactly the top N layer groups (one stage) instead of the strategy's schedule"))
-    stage_epochs: int = field(default=6, metadata=_meta("maximum epochs of each fine-tuning stage"))
+    stage_epochs: int = field(default=4, metadata=_meta("maximum epochs of each fine-tuning stage"))
     stage_patience: int = field(default=2, metadata=_meta(
         "fine-tuning epochs without validation improvement before a stage ends"))
     weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))

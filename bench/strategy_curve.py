@@ -1,0 +1,143 @@
+"""Benchmark: how much data do you need? Accuracy vs examples per class, one line per strategy.
+
+Real MobileNetV2 ImageNet weights (offline package) on Fashion-MNIST (Debian package): for each training-set
+size, the same splits for every method, a fixed test set (200 per class from the official test split), in one
+process so times compare:
+
+* graftwork ``frozen``, ``gradual``, ``full`` and ``auto`` (auto is not re-run when it picks a strategy already
+  measured with the same settings: the run would be identical);
+* ``scratch``: the same architecture randomly initialised, all layers trained (``full``, no rate decay);
+* ``probe``: scikit-learn LogisticRegression on the cached frozen features;
+* ``fastai``: ``vision_learner(...).fine_tune(5)`` with the same weights (when ``.venv-peers`` exists, see
+  ``bench/setup_peers.sh``), run as a separate process on the same folders.
+
+Usage: python bench/strategy_curve.py --sizes 10,50,200,1000 --seeds 0 --image-size 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import graftwork
+from graftwork.demo.datasets import FASHION_CLASSES, load_fashion_mnist, sample_per_class, write_image_folder
+
+BACKBONE = "torchvision:mobilenet_v2"
+PEERS = Path(__file__).resolve().parent.parent / ".venv-peers" / "bin" / "python"
+
+
+def make_folder(root: Path, size: int, seed: int, test_idx: np.ndarray) -> Path:
+    x_tr, y_tr = load_fashion_mnist("train")
+    x_te, y_te = load_fashion_mnist("test")
+    tr = sample_per_class(y_tr, size, seed=1000 + seed)
+    write_image_folder(x_tr[tr], y_tr[tr], FASHION_CLASSES, root / "train")
+    write_image_folder(x_te[test_idx], y_te[test_idx], FASHION_CLASSES, root / "test")
+    return root
+
+
+def run_graftwork(data: Path, seed: int, image_size: int, **settings) -> dict:
+    t0 = time.perf_counter()
+    model = graftwork.fit(data, backbone=settings.pop("backbone", BACKBONE), seed=seed, image_size=image_size,
+                          **settings)
+    return {"test_accuracy": model.metrics["test"]["accuracy"], "seconds": time.perf_counter() - t0,
+            "kept_stage": model.metrics["kept_stage"], "strategy": model.config["plan"]["strategy"],
+            "stages": [{k: s.get(k) for k in ("stage", "val_acc", "best_epoch")} for s in model.metrics["stages"]],
+            "_model": model}
+
+
+def run_probe(model, data: Path) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from graftwork.data import load_data
+
+    t0 = time.perf_counter()
+    splits = load_data(data)
+    x_tr, _ = model.features(splits.train.items, use_cache=True)
+    x_te, _ = model.features(splits.test.items, use_cache=True)
+    scaler = StandardScaler().fit(x_tr)
+    clf = LogisticRegression(max_iter=5000).fit(scaler.transform(x_tr), splits.train.labels)
+    acc = float(np.mean(clf.predict(scaler.transform(x_te)) == np.array(splits.test.labels)))
+    return {"test_accuracy": acc, "seconds": time.perf_counter() - t0, "note": "on cached features"}
+
+
+def run_fastai(data: Path, seed: int, image_size: int, work: Path) -> dict | None:
+    if not PEERS.exists():
+        return None
+    out = work / f"fastai-{seed}.json"
+    cmd = [str(PEERS), str(Path(__file__).parent / "peers" / "fastai_finetune.py"), "--data", str(data),
+           "--image-size", str(image_size), "--seed", str(seed), "--epochs", "5", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,50,200,1000")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--methods", default="frozen,gradual,full,scratch,auto,probe,fastai")
+    ap.add_argument("--out", default="bench/results/strategy_curve.json")
+    args = ap.parse_args()
+    methods = args.methods.split(",")
+    work = Path(tempfile.mkdtemp(prefix="graftwork-curve-"))
+    os.environ.setdefault("GRAFTWORK_CACHE", str(work / "cache"))
+    _, y_te = load_fashion_mnist("test")
+    test_idx = sample_per_class(y_te, 200, seed=0)
+    out_path = Path(args.out)
+    results: dict = {"backbone": BACKBONE, "image_size": args.image_size, "test_per_class": 200, "runs": [],
+                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+                     "date": date.today().isoformat(), "command": "python bench/strategy_curve.py " + " ".join(
+                         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            data = make_folder(work / f"n{size}-s{seed}", size, seed, test_idx)
+            row: dict = {"per_class": size, "seed": seed}
+            done: dict[str, dict] = {}
+            for method in methods:
+                if method == "probe":
+                    if "frozen" in done:
+                        row[method] = run_probe(done["frozen"]["_model"], data)
+                    continue
+                if method == "fastai":
+                    r = run_fastai(data, seed, args.image_size, work)
+                    if r is not None:
+                        row[method] = r
+                    continue
+                settings = {"strategy": method}
+                if method == "scratch":
+                    settings = {"strategy": "full", "pretrained": False, "lr": 3e-3, "lr_ratio": 1.0,
+                                "lr_decay": 1.0, "stage_epochs": 15, "stage_patience": 4}
+                if method == "auto":
+                    from graftwork.strategies import make_plan
+
+                    chosen = make_plan("auto", {c: int(size * 0.8) for c in FASHION_CLASSES}).strategy
+                    if chosen in done:
+                        row[method] = {k: v for k, v in done[chosen].items() if k != "_model"} | {
+                            "strategy": chosen, "note": f"auto chose {chosen}: the identical run"}
+                        continue
+                r = run_graftwork(data, seed, args.image_size, **settings)
+                done[method] = r
+                row[method] = {k: v for k, v in r.items() if k != "_model"}
+                print(f"n={size} seed={seed} {method}: acc {r['test_accuracy']:.4f} in {r['seconds']:.0f}s "
+                      f"(kept {r['kept_stage']})", flush=True)
+            results["runs"].append(row)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
