@@ -35,15 +35,17 @@ class FitConfig:
         "maximum epochs of the linear probe on cached features (early stopping ends sooner)"))
     batch_size: int = field(default=32, metadata=_meta("examples per batch, for feature extraction and training"))
     lr: float = field(default=1e-3, metadata=_meta("learning rate of the head (AdamW)"))
-    lr_ratio: float = field(default=20.0, metadata=_meta(
+    lr_ratio: float = field(default=10.0, metadata=_meta(
         "the top unfrozen backbone group learns this many times slower than the head"))
-    lr_decay: float = field(default=0.7, metadata=_meta(
+    lr_decay: float = field(default=0.8, metadata=_meta(
         "each layer group below the top learns this fraction of the rate of the group above it"))
     unfreeze: int | None = field(default=None, metadata=_meta(
         "fine-tune exactly the top N layer groups (one stage) instead of the strategy's schedule"))
     stage_epochs: int = field(default=4, metadata=_meta("maximum epochs of each fine-tuning stage"))
     stage_patience: int = field(default=2, metadata=_meta(
         "fine-tuning epochs without validation improvement before a stage ends"))
+    unfreeze_patience: int = field(default=1, metadata=_meta(
+        "gradual: stages without validation improvement before unfreezing stops"))
     weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))
     patience: int = field(default=10, metadata=_meta(
         "linear-probe epochs without validation improvement before stopping"))
@@ -114,6 +116,8 @@ def validate(cfg: FitConfig) -> list[Problem]:
            cfg.stage_epochs)
     _check(p, _is_int(cfg.stage_patience) and cfg.stage_patience >= 1, "stage_patience", "an integer >= 1",
            cfg.stage_patience)
+    _check(p, _is_int(cfg.unfreeze_patience) and cfg.unfreeze_patience >= 0, "unfreeze_patience",
+           "an integer >= 0", cfg.unfreeze_patience)
     _check(p, isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1, "label_smoothing",
            "a number in [0, 1)", cfg.label_smoothing)
     _check(p, isinstance(cfg.grad_clip, (int, float)) and cfg.grad_clip >= 0, "grad_clip", "a number >= 0",

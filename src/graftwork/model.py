@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from .backbones import Backbone, build_backbone
-from .backbones.base import fingerprint_module
 from .backbones.vision import ImageBackbone
 from .console import SILENT, Console
 from .data import Examples, load_data
@@ -49,15 +48,15 @@ class TransferModel:
         return FeatureCache(root, self.backbone.cache_key())
 
     def features(self, items: list[str], origins: list[str] | None = None, *, use_cache: bool = False,
-                 skip_bad: bool = False, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                 skip_bad: bool = False, batch_size: int = 32, skip_hint: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Backbone features of ``items`` (image paths or texts) and the mask of those that could be read."""
         ext = extract_features(self.backbone, self.modality, list(items), origins or list(items),
                                cache=self._cache(use_cache), batch_size=batch_size, device=self.device,
                                console=self.console)
         if ext.problems and not skip_bad:
             raise DataError(f"{len(ext.problems)} input(s) could not be read:", problems=ext.problems,
-                            hint="fix or remove these files" + (", or pass --skip-bad-files." if
-                                                                 len(items) > 1 else "."))
+                            hint="fix or remove these files" + (", or pass --skip-bad-files." if skip_hint else "."))
         return ext.features, ext.ok
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -91,7 +90,8 @@ class TransferModel:
                             hint=f"the model knows: {self.classes}.")
         if examples.modality != self.modality:
             raise DataError(f"the evaluation data is {examples.modality} but this model takes {self.modality}.")
-        feats, ok = self.features(examples.items, examples.origins, use_cache=use_cache, skip_bad=skip_bad)
+        feats, ok = self.features(examples.items, examples.origins, use_cache=use_cache, skip_bad=skip_bad,
+                                  skip_hint=True)
         pred_idx = self.probabilities(feats).argmax(1)
         y_true = [y for y, good in zip(examples.labels, ok, strict=True) if good]
         return classification_metrics(y_true, [self.classes[i] for i in pred_idx], self.classes)
@@ -133,7 +133,7 @@ class TransferModel:
             backbone = build_backbone(info["load_name"], pretrained=False)
             backbone.load_state_dict(backbone_sd)
             # the fingerprint keys the feature cache: it must describe the weights just loaded
-            backbone.info.fingerprint = fingerprint_module(backbone)
+            backbone.refresh_fingerprint()
             backbone.info.pretrained = bool(info.get("pretrained", False))
             backbone.info.extra = dict(info.get("extra", {}))
             backbone.info.weights = str(Path(path) / "backbone.safetensors")

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from .backbones import Backbone, build_backbone, default_backbone
-from .backbones.base import fingerprint_module
 from .backbones.vision import ImageBackbone
 from .config import FitConfig
 from .console import SILENT, Console
@@ -46,6 +45,7 @@ from .strategies.finetune import (
     load_checkpoint,
     stage_schedule,
 )
+from .strategies.head import evaluate_head
 from .strategies.inputs import DecodedImages, TrainingInputs
 from .strategies.plan import class_weight_vector
 
@@ -112,31 +112,29 @@ def _label_index(examples: Examples, ok: np.ndarray, classes: list[str]) -> np.n
     return np.array([index[y] for y, good in zip(examples.labels, ok, strict=True) if good], dtype=np.int64)
 
 
-def _head_score(head: LinearHead, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    with torch.no_grad():
-        logits = head.eval()(torch.from_numpy(x).float())
-        return {"val_acc": float((logits.argmax(1).numpy() == y).mean()),
-                "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)))}
-
-
 def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples], feats: dict[str, Any],
                classes: list[str], cfg: FitConfig, plan: Plan, lp_record: dict[str, Any], *, partial: Path | None,
                resume: dict[str, Any] | None, console: Console,
                on_epoch_end: list[Callable[[Progress], None]] | None) -> Progress:
     n_groups = len(backbone.layer_groups())
-    schedule = stage_schedule(n_groups, plan.strategy, cfg.unfreeze)
-    plan.details["layer groups"] = f"{n_groups} ({backbone.layer_groups()[0].name} ... " \
-                                   f"{backbone.layer_groups()[-1].name})"
-    plan.details["stages"] = "probe, then top " + ", ".join(str(n) for n in schedule) + " group(s) trainable"
-    top = cfg.lr / cfg.lr_ratio
-    plan.details["learning rates"] = (f"head {cfg.lr:g}; top group {top:g}, x{cfg.lr_decay:g} per group below "
-                                      f"(bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
     augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
+    if plan.fine_tunes:
+        schedule = stage_schedule(n_groups, plan.strategy, cfg.unfreeze)
+        plan.details["layer groups"] = f"{n_groups} ({backbone.layer_groups()[0].name} ... " \
+                                       f"{backbone.layer_groups()[-1].name})"
+        plan.details["stages"] = "probe, then top " + ", ".join(str(n) for n in schedule) + " group(s) trainable"
+        top = cfg.lr / cfg.lr_ratio
+        plan.details["learning rates"] = (f"head {cfg.lr:g}; top group {top:g}, x{cfg.lr_decay:g} per group "
+                                          f"below (bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
+    else:  # frozen with --augment: the head trains on augmented images through the frozen backbone
+        schedule = [0]
+        plan.details["stages"] = "probe on cached features, then the head on augmented images (no cache)"
     plan.details["augmentation"] = ("random resized crop + horizontal flip" if augment and
                                     backbone.modality == "image" else "none")
     console.info("\n".join(f"  {k}: {v}" for k, v in plan.details.items()))
 
-    decoded = DecodedImages(backbone.preprocessing.get("resize", 0)) if backbone.modality == "image" else None
+    pre = backbone.preprocessing
+    decoded = DecodedImages(pre["resize"], pre["interpolation"]) if backbone.modality == "image" else None
     datasets = {}
     for name in ("train", "val"):
         ok = feats[name][1]
@@ -147,7 +145,8 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
     net = TransferNet(backbone, head).to(device)
     counts = parts["train"].class_counts()
     settings = FineTuneSettings(
-        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience, lr=cfg.lr, lr_ratio=cfg.lr_ratio,
+        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience, unfreeze_patience=cfg.unfreeze_patience,
+        lr=cfg.lr, lr_ratio=cfg.lr_ratio,
         lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,
         grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
@@ -159,6 +158,10 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, "
                      f"after epoch {progress.epoch}")
     else:
+        # score the probe through the same input pipeline as the stages, so that "a stage beats the probe"
+        # compares like with like
+        score = tuner.validate()
+        lp_record |= {"val_acc": score.val_acc, "val_loss": score.val_loss}
         progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": lp_record["val_acc"],
                                                      "val_loss": lp_record["val_loss"]}, stages=[lp_record])
     progress = tuner.run(progress, resume)
@@ -174,8 +177,11 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given."""
     started = time.perf_counter()
     partial = partial_dir(out) if out is not None else None
-    if out is not None and not resume:
-        check_out_dir(out, force)
+    for name in ("weights", "cache_dir"):  # saved with the run: make them independent of the working directory
+        if getattr(cfg, name):
+            setattr(cfg, name, str(Path(getattr(cfg, name)).expanduser().absolute()))
+    if out is not None:
+        _check_out(out, data, force, resume)
     splits = load_data(data, skip_bad_files=cfg.skip_bad_files, text_column=cfg.text_column,
                        label_column=cfg.label_column)
     for note in splits.notes:
@@ -205,9 +211,6 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         raise DataError("fine-tuning needs validation data to choose how far to unfreeze.",
                         hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")
     console.info(plan.describe())
-    resume_state = None
-    if partial is not None:
-        resume_state = _start_partial(partial, data, cfg, resume, console)
 
     parts = {"train": train} | ({"val": val} if val is not None else {}) | (
         {"test": splits.test} if splits.test is not None else {})
@@ -226,18 +229,24 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     lp_record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "history": training.history,
                                  "best_epoch": training.best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
     if val is not None:
-        lp_record |= _head_score(head, feats["val"][0], y["val"])
+        loss, acc = evaluate_head(head, torch.from_numpy(feats["val"][0]), torch.from_numpy(y["val"]))
+        lp_record |= {"val_acc": acc, "val_loss": loss}
         console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (epoch {training.best_epoch})")
 
     stages = [lp_record | {"kept": True}]
-    if plan.fine_tunes:
+    augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
+    if plan.fine_tunes or augmented_frozen:
+        resume_state = None
+        if partial is not None:
+            signature = _data_signature(parts)
+            resume_state = _start_partial(partial, data, cfg, force, signature, resume, console)
         progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
                               resume=resume_state, console=console, on_epoch_end=on_epoch_end)
         stages = progress.stages
-        if progress.best["stage"] != "linear probe":
+        if progress.best["stage"] != "linear probe" and plan.fine_tunes:
             backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
             backbone.info.extra["fine_tuned"] = progress.best["stage"]
-            backbone.info.fingerprint = fingerprint_module(backbone)
+            backbone.refresh_fingerprint()
             feats = _features(backbone, parts, cfg, console, [])  # final metrics with the fine-tuned backbone
 
     model_config = _run_config(backbone, classes, cfg, plan.to_dict(), data)
@@ -255,25 +264,52 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     metrics["timing"] = {"linear_probe_s": lp_record["seconds"], "total_s": round(time.perf_counter() - started, 3)}
     model.metrics = metrics
     if out is not None:
-        model.save(out, force=True if resume else force)
+        model.save(out, force=force)
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
     _summary(console, model, out)
     return model
 
 
-def _start_partial(partial: Path, data: str | Path, cfg: FitConfig, resume: bool,
+def _check_out(out: str | Path, data: str | Path, force: bool, resume: bool) -> None:
+    target = Path(out).expanduser().resolve()
+    source = Path(data).expanduser().resolve()
+    if source == target or target in source.parents:
+        raise RunFolderError(f"--out {out}: the output folder would contain the data {data}.",
+                             hint="choose an --out folder outside the data.")
+    if not resume:
+        check_out_dir(out, force)
+
+
+def _data_signature(parts: dict[str, Examples]) -> str:
+    """Identifies the examples and labels of each split, so that a resumed run trains on the same data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, ex in sorted(parts.items()):
+        for origin, label in zip(ex.origins, ex.labels, strict=True):
+            h.update(f"{name}\0{origin}\0{label}\n".encode())
+    return h.hexdigest()
+
+
+def _start_partial(partial: Path, data: str | Path, cfg: FitConfig, force: bool, signature: str, resume: bool,
                    console: Console) -> dict[str, Any] | None:
     """Record what is needed to resume; return the checkpoint to resume from, if any."""
     if resume:
+        saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        if saved.get("data_signature") != signature:
+            raise RunFolderError(f"{saved['data']}: the data changed since the interrupted run (files or labels "
+                                 "differ), so its checkpoint cannot be resumed.",
+                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
         if (partial / "checkpoint.pt").is_file():
             return load_checkpoint(partial)
-        return None  # interrupted before fine-tuning: the probe is re-run (features are cached)
+        return None
     if partial.exists():
         console.warn(f"discarding the state of an interrupted run in {partial} (use --resume to continue one)")
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
-    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict()})
+    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),
+                                       "force": force, "data_signature": signature})
     return None
 
 
@@ -284,9 +320,16 @@ def resume_fit(out: str | Path, *, console: Console = SILENT,
     if not (partial / RESUME_FILE).is_file():
         raise RunFolderError(f"--resume {out}: no interrupted run to resume (looked for {partial}).",
                              hint="start it again with `graftwork fit DATA --out DIR`.")
-    saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+    try:
+        saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        cfg = FitConfig.from_dict(saved["fit"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise RunFolderError(f"{partial / RESUME_FILE}: damaged ({e}); the run cannot be resumed.",
+                             hint="start it again with `graftwork fit DATA --out DIR`.") from None
+    if not saved.get("force"):
+        check_out_dir(out, force=False)  # the folder may have been filled since: never overwrite without --force
     console.info(f"resuming the fit of {saved['data']} into {out}")
-    return run_fit(saved["data"], FitConfig.from_dict(saved["fit"]), out=out, console=console, resume=True,
+    return run_fit(saved["data"], cfg, out=out, force=bool(saved.get("force")), console=console, resume=True,
                    on_epoch_end=on_epoch_end)
 
 

@@ -96,6 +96,11 @@ class Backbone(nn.Module, ABC):
             return batch.to(device, non_blocking=True)
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
+    def refresh_fingerprint(self) -> str:
+        """Recompute the weights fingerprint (after loading or training weights); it keys the feature cache."""
+        self.info.fingerprint = fingerprint_module(self)
+        return self.info.fingerprint
+
     def cache_key(self) -> str:
         """Identifies the features this backbone computes: weights fingerprint + preprocessing."""
         desc = repr((self.info.fingerprint, sorted(self.preprocessing.items())))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .base import Backbone, BackboneInfo, LayerGroup, fingerprint_module
+from .base import Backbone, BackboneInfo, LayerGroup
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess
 from .weights import ResolvedWeights, downloads_allowed, missing_weights_error
@@ -27,6 +27,10 @@ _CLS_TOKEN_TYPES = {"vit", "deit", "beit", "dinov2", "data2vec-vision", "vit_msn
 def resolve(model_id: str, explicit: str | None = None, *, allow_download: bool = True) -> ResolvedWeights | None:
     """A local folder holding the model: a path, the HF cache, a weight package, or a fresh download."""
     if explicit:
+        if not Path(explicit).is_dir():
+            raise ConfigError(f"'weights': {explicit} is not a Hugging Face model folder.",
+                              hint="for hf: backbones, pass the model folder as the backbone "
+                                   "(--backbone /path/to/folder) instead of --weights.")
         return ResolvedWeights(Path(explicit), "explicit path")
     local = Path(model_id).expanduser()
     if local.is_dir():
@@ -173,6 +177,8 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
 
     hf_logging.set_verbosity_error()  # load reports are for transformers' own users, not ours
     hf_logging.disable_progress_bar()
+    if Path(model_id).expanduser().is_dir():  # a local folder: saved runs must find it from anywhere
+        model_id = str(Path(model_id).expanduser().absolute())
     resolved = resolve(model_id, weights_path)
     if resolved is None:
         raise missing_weights_error(f"{SOURCE}:{model_id}", ["huggingface cache", "installed weight packages"],
@@ -189,7 +195,7 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
         model = AutoModel.from_pretrained(folder) if pretrained else AutoModel.from_config(config)
     except (OSError, ValueError) as e:
         raise WeightsError(f"{folder}: cannot load a transformers model ({e}).", hint=_how_to_get(model_id)) from None
-    model.eval()
+    model = model.float().eval()  # checkpoints may be stored in fp16/bf16; features and training use fp32
     image = _is_image_config(config)
     hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "hidden_sizes", [0])[-1])
     info = BackboneInfo(
@@ -197,11 +203,14 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
         feature_dim=hidden, pretrained=pretrained,
         weights=resolved.describe() if pretrained else f"random init (architecture from {resolved.describe()})",
     )
-    info.fingerprint = fingerprint_module(model)
+    backbone: Backbone
     if image:
         wrapped = HFImageModel(model, use_cls=config.model_type in _CLS_TOKEN_TYPES)
-        return ImageBackbone(wrapped, info, _image_preprocess(resolved.path, config),
-                             transformer_layer_groups(model))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    limit = int(getattr(config, "max_position_embeddings", 512) or 512)
-    return TextBackbone(model, tokenizer, info, min(max_length, limit))
+        backbone = ImageBackbone(wrapped, info, _image_preprocess(resolved.path, config),
+                                 transformer_layer_groups(model))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        limit = int(getattr(config, "max_position_embeddings", 512) or 512)
+        backbone = TextBackbone(model, tokenizer, info, min(max_length, limit))
+    backbone.refresh_fingerprint()
+    return backbone

@@ -10,7 +10,7 @@ import timm
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .base import BackboneInfo, LayerGroup, fingerprint_module
+from .base import BackboneInfo, LayerGroup
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess, measure_feature_dim
 from .weights import ResolvedWeights, downloads_allowed, load_state_dict, missing_weights_error
@@ -29,7 +29,14 @@ def _check_name(arch: str) -> str:
 
 
 def _hub_id(arch: str) -> str | None:
-    cfg = timm.models.get_pretrained_cfg(arch)
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch)
+    except RuntimeError:  # "Invalid pretrained tag"
+        name = arch.partition(".")[0]
+        tags = timm.list_pretrained(f"{name}.*")
+        raise ConfigError(f"'backbone': timm has no weights {arch!r}.",
+                          hint=f"available: {', '.join(tags[:10])}" if tags else
+                          f"timm has no pretrained weights for {name}; use --no-pretrained.") from None
     return cfg.hf_hub_id if cfg is not None else None
 
 
@@ -96,6 +103,7 @@ def timm_layer_groups(model: nn.Module) -> list[LayerGroup]:
 
 def build(arch: str, *, pretrained: bool = True, weights_path: str | None = None) -> ImageBackbone:
     name = _check_name(arch)
+    _hub_id(arch)  # validates the tag
     model = timm.create_model(arch, pretrained=False)
     resolved = None
     if pretrained:
@@ -116,8 +124,9 @@ def build(arch: str, *, pretrained: bool = True, weights_path: str | None = None
     pre = _preprocess(model)
     info = BackboneInfo(
         name=f"{SOURCE}:{arch}", source=SOURCE, arch=arch, modality="image",
-        feature_dim=int(getattr(model, "num_features", 0)) or measure_feature_dim(model, pre.crop),
+        feature_dim=measure_feature_dim(model, pre.crop),  # num_features misses head_hidden_size (MobileNetV3)
         pretrained=pretrained, weights=resolved.describe() if resolved else "random init",
     )
-    info.fingerprint = fingerprint_module(model)
-    return ImageBackbone(model, info, pre, timm_layer_groups(model))
+    backbone = ImageBackbone(model, info, pre, timm_layer_groups(model))
+    backbone.refresh_fingerprint()
+    return backbone

@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .base import BackboneInfo, fingerprint_module, split_by_dominant_child
+from .base import BackboneInfo, split_by_dominant_child
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess, measure_feature_dim
 from .weights import ResolvedWeights, downloads_allowed, load_state_dict, missing_weights_error
@@ -122,5 +122,6 @@ def build(arch: str, *, pretrained: bool = True, weights_path: str | None = None
         weights=resolved.describe() if resolved else "random init",
         weights_tag=(resolved.tag or (enum_weights.name if enum_weights else "")) if resolved else "",
     )
-    info.fingerprint = fingerprint_module(model)
-    return ImageBackbone(model, info, pre, split_by_dominant_child(model))
+    backbone = ImageBackbone(model, info, pre, split_by_dominant_child(model))
+    backbone.refresh_fingerprint()
+    return backbone

@@ -7,7 +7,6 @@ hint and exit with status 2; ``--debug`` shows the traceback. JSON goes to stdou
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -72,18 +71,9 @@ def _read_text_inputs(values: list[str], column: str) -> list[str]:
         if v == "-":
             texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
         elif path.suffix.lower() in (".csv", ".jsonl") and path.is_file():
-            from ..data.text import read_text_file
-            from ..errors import ProblemList
+            from ..data.text import read_texts
 
-            if path.suffix.lower() == ".csv":
-                with path.open(encoding="utf-8-sig", newline="") as f:
-                    reader = csv.DictReader(f)
-                    if column not in (reader.fieldnames or []):
-                        raise DataError(f"{path}: no column {column!r}; found {reader.fieldnames}.",
-                                        hint="pass --text-column NAME.")
-                    texts += [row[column] for row in reader if (row.get(column) or "").strip()]
-            else:
-                texts += read_text_file(path, ProblemList(), text_column=column, label_column=column).items
+            texts += read_texts(path, column)
         else:
             texts.append(v)
     return texts
@@ -142,10 +132,12 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
     splits = load_data(args.data, skip_bad_files=True, text_column=args.text_column,
                        label_column=args.label_column)
-    counts = splits.train.class_counts()
-    if splits.val is None:  # fit holds out val_fraction of each class: plan on what remains for training
-        counts = {c: n - min(n - 1, max(1, round(n * args.val_fraction))) if n > 1 else n for c, n in counts.items()}
-    plan = make_plan(args.strategy, counts, unfreeze=args.unfreeze)
+    train = splits.train
+    if splits.val is None and args.val_fraction > 0:  # fit holds out val_fraction of each class
+        from ..data import stratified_split
+
+        train = train.subset(stratified_split(train.labels, args.val_fraction, seed=0)[0])
+    plan = make_plan(args.strategy, train.class_counts(), unfreeze=args.unfreeze, class_weights=args.class_weights)
     if args.json:
         _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped})
     else:
@@ -222,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("data", metavar="DATA")
     adv.add_argument("--strategy", default="auto", choices=["auto", "frozen", "gradual", "full"])
     adv.add_argument("--unfreeze", type=int, default=None)
+    adv.add_argument("--class-weights", default="auto", choices=["auto", "on", "off"])
     adv.add_argument("--val-fraction", type=float, default=0.2)
     adv.add_argument("--text-column", default="text")
     adv.add_argument("--label-column", default="label")

@@ -90,5 +90,7 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageDecodeError("not an image PIL can read (corrupt, or another file type)") from None
     except FileNotFoundError:
         raise ImageDecodeError("file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"image too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageDecodeError(f"cannot decode: {e}") from None

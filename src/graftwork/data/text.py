@@ -65,6 +65,26 @@ def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str]
     return columns, rows
 
 
+def read_texts(path: Path, column: str = "text") -> list[str]:
+    """The texts of one column of a CSV/JSONL file, for prediction (no labels needed); strict like training."""
+    problems = ProblemList()
+    raw = _decode(path)
+    columns, rows = _rows_jsonl(path, raw, problems) if path.suffix.lower() == ".jsonl" else _rows_csv(path, raw)
+    if rows and column not in columns:
+        raise DataError(f"{path}: no column {column!r}; found {columns}.", hint="pass --text-column NAME.")
+    texts = []
+    for line, row in rows:
+        text = row.get(column)
+        if text is None or not str(text).strip():
+            problems.add(f"{path}:{line}", f"empty `{column}`")
+        else:
+            texts.append(str(text))
+    if problems:
+        raise DataError(f"{len(problems)} problem(s) in {path}:", problems=problems.items,
+                        hint="fix or remove these rows.")
+    return texts
+
+
 def read_text_file(path: Path, problems: ProblemList, *, text_column: str = "text",
                    label_column: str = "label", group_column: str = "group") -> Examples:
     """Read one CSV/JSONL file of labelled texts. Bad rows are added to ``problems``, good ones returned."""

@@ -75,6 +75,7 @@ class FineTuneSettings:
     batch_size: int
     seed: int
     grad_clip: float = 1.0
+    unfreeze_patience: int = 1
     label_smoothing: float = 0.0
     warmup_fraction: float = 0.1
     class_weights: list[float] | None = None
@@ -106,6 +107,7 @@ class Progress:
     stage_best: dict[str, float] | None = None  # {"epoch", "val_acc", "val_loss"}
     best: dict[str, Any] = field(default_factory=dict)  # {"stage", "val_acc", "val_loss"}
     stages: list[dict[str, Any]] = field(default_factory=list)  # one record per stage, probe first
+    stale_stages: int = 0  # consecutive stages that did not beat the best so far
     done: bool = False
 
 
@@ -188,14 +190,23 @@ class FineTuner:
             p.requires_grad_(True)
         rates = discriminative_rates(unfrozen, self.s.lr, self.s.lr_ratio, self.s.lr_decay)
         opt = torch.optim.AdamW(param_groups(self.net.head, unfrozen, rates, self.s.lr, self.s.weight_decay))
-        steps = self.s.stage_epochs * math.ceil(len(self.train_ds) / self.s.batch_size)
+        steps = self.s.stage_epochs * self._batches_per_epoch()
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps, self.s.warmup_fraction))
         return opt, sched, [r.to_dict() for r in rates]
+
+    def _batches_per_epoch(self) -> int:
+        n, bs = len(self.train_ds), self.s.batch_size
+        return n // bs if self._drop_last() else math.ceil(n / bs)
+
+    def _drop_last(self) -> bool:
+        """A last batch of a few examples gives noisy BatchNorm statistics and gradients: dropped when there is
+        at least one full batch."""
+        return len(self.train_ds) > self.s.batch_size
 
     def _train_epoch(self, opt: torch.optim.Optimizer, sched: Any, n_unfrozen: int,
                      generator: torch.Generator) -> tuple[float, float]:
         loader = DataLoader(self.train_ds, batch_size=self.s.batch_size, shuffle=True, generator=generator,
-                            collate_fn=self.collate, drop_last=len(self.train_ds) > self.s.batch_size)
+                            collate_fn=self.collate, drop_last=self._drop_last())
         set_train_mode(self.net, self.net.backbone, n_unfrozen)
         params = [p for g in opt.param_groups for p in g["params"]]
         total, correct, n = 0.0, 0, 0
@@ -233,7 +244,8 @@ class FineTuner:
                 resume = None
             stage_best_state = copy.deepcopy(self.net.state_dict()) if fresh else resume_stage_best
             if fresh:
-                progress.stages.append({"stage": f"unfreeze {n_unfrozen}", "unfrozen_groups": n_unfrozen,
+                name = f"unfreeze {n_unfrozen}" if n_unfrozen else "head on augmented images"
+                progress.stages.append({"stage": name, "unfrozen_groups": n_unfrozen,
                                         "rates": rates, "history": []})
                 progress.stage_best, progress.bad_epochs = None, 0
             record = progress.stages[-1]
@@ -267,10 +279,14 @@ class FineTuner:
             if Score(sb["val_acc"], sb["val_loss"]).beats(Score(progress.best["val_acc"], progress.best["val_loss"])):
                 progress.best = {"stage": record["stage"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]}
                 best_state = copy.deepcopy(self.net.state_dict())
-                progress.stage += 1
-                progress.epoch = 0
+                progress.stale_stages = 0
             else:
-                progress.done = True  # this stage did not improve: stop unfreezing
+                progress.stale_stages += 1
+            # a small group (a single 1x1 convolution) may not move validation by itself: unfreezing goes on
+            # through `unfreeze_patience` stages without improvement before it stops
+            progress.done = progress.stale_stages > self.s.unfreeze_patience
+            progress.stage += 1
+            progress.epoch = 0
             self._checkpoint(progress, None, None, best_state, stage_best_state)
         self.net.load_state_dict(best_state)
         for p in self.net.parameters():

@@ -44,7 +44,7 @@ class HeadTraining:
     monitor: str = "val_loss"
 
 
-def _evaluate(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def evaluate_head(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     head.eval()
     with torch.no_grad():
         logits = head(x)
@@ -81,11 +81,11 @@ def train_head(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            train_loss, train_acc = _evaluate(head, xt, yt)
+            train_loss, train_acc = evaluate_head(head, xt, yt)
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
             monitored = train_loss
             if has_val:
-                row["val_loss"], row["val_acc"] = _evaluate(head, xv, yv)  # type: ignore[arg-type]
+                row["val_loss"], row["val_acc"] = evaluate_head(head, xv, yv)  # type: ignore[arg-type]
                 monitored = row["val_loss"]
             result.history.append(row)
             advance(1)

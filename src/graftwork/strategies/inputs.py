@@ -22,8 +22,9 @@ MAX_DECODED_BYTES = 4 * 1024**3
 class DecodedImages:
     """In-memory cache of decoded, downsized RGB images, bounded by ``MAX_DECODED_BYTES``."""
 
-    def __init__(self, shorter_side: int):
+    def __init__(self, shorter_side: int, interpolation: str = "bilinear"):
         self.side = shorter_side
+        self.resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
         self.images: dict[str, Image.Image] = {}
         self.bytes = 0
 
@@ -35,7 +36,7 @@ class DecodedImages:
         w, h = image.size
         if min(w, h) > self.side:
             scale = self.side / min(w, h)
-            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), self.resample)
         size = image.size[0] * image.size[1] * 3
         if self.bytes + size <= MAX_DECODED_BYTES:
             self.images[path] = image
