@@ -14,24 +14,28 @@ from ..console import SILENT, Console
 
 
 class LinearHead(nn.Module):
-    """Standardise features (statistics of the training set), then one linear layer.
+    """Standardise features, then one linear layer.
 
     Standardising makes one learning rate and weight decay work across backbones whose feature scales differ by
-    orders of magnitude (a CNN's post-ReLU averages vs a sentence encoder's mean-pooled states).
+    orders of magnitude (a CNN's post-ReLU averages vs a sentence encoder's mean-pooled states). It is a
+    BatchNorm without affine parameters (as in fastai's heads): for the linear probe its statistics are those of
+    the training features, fixed; while the backbone is fine-tuned it normalises with batch statistics, so the
+    head is not thrown off when the features drift (with fixed statistics, a randomly initialised backbone's tiny
+    feature spread turns its first updates into exploding logits).
     """
 
     def __init__(self, in_features: int, num_classes: int):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(in_features))
-        self.register_buffer("std", torch.ones(in_features))
+        # eps far below any real feature variance: random-init backbones have spreads around 1e-3
+        self.norm = nn.BatchNorm1d(in_features, affine=False, eps=1e-10)
         self.fc = nn.Linear(in_features, num_classes)
 
     def set_normalization(self, features: torch.Tensor) -> None:
-        self.mean.copy_(features.mean(0))
-        self.std.copy_(features.std(0).clamp(min=1e-6) if len(features) > 1 else torch.ones_like(self.std))
+        self.norm.running_mean.copy_(features.mean(0))
+        self.norm.running_var.copy_(features.var(0) if len(features) > 1 else torch.ones_like(self.norm.running_var))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc((features - self.mean) / self.std)
+        return self.fc(self.norm(features))
 
 
 @dataclass
@@ -74,6 +78,7 @@ def train_head(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val
     with console.progress("training head", epochs) as advance:
         for epoch in range(1, epochs + 1):
             head.train()
+            head.norm.eval()  # the probe standardises with the fixed statistics of all training features
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
