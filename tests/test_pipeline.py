@@ -143,3 +143,13 @@ def test_backbones_listing():
     assert {r["modality"] for r in rows} == {"image", "text"}
     assert all(isinstance(r["offline"], bool) and r["feature_dim"] > 0 for r in rows)
     assert all(r["offline"] for r in graftwork.backbones(offline_only=True))
+
+
+def test_frozen_head_is_refit_on_train_and_val(image_folder):
+    model = graftwork.fit(image_folder, **IMAGE, epochs=20)
+    probe = model.metrics["stages"][0]
+    assert probe["refit"] == {"epochs": probe["best_epoch"], "examples": 16}
+    assert "before the refit" in model.metrics["val"]["note"]
+    no_refit = graftwork.fit(image_folder, **IMAGE, epochs=20, refit=False)
+    assert "refit" not in no_refit.metrics["stages"][0]
+    assert not np.allclose(model.head.fc.weight.detach().numpy(), no_refit.head.fc.weight.detach().numpy())

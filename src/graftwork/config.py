@@ -49,6 +49,9 @@ class FitConfig:
     weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))
     patience: int = field(default=10, metadata=_meta(
         "linear-probe epochs without validation improvement before stopping"))
+    refit: bool = field(default=True, metadata=_meta(
+        "frozen: once validation has chosen the number of epochs, retrain the head on training + validation "
+        "data (validation metrics are those of the model before the refit)"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
     grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
     augment: bool | None = field(default=None, metadata=_meta(
