@@ -239,7 +239,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     if plan.strategy == "frozen" and not augmented_frozen and cfg.refit and val is not None:
         selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
         head = _refit_head(head, feats, y, training.best_epoch, cfg, weights)
-        lp_record["refit"] = {"epochs": training.best_epoch, "examples": int(len(y["train"]) + len(y["val"]))}
+        lp_record["refit"] = stages[0]["refit"] = {"epochs": training.best_epoch,
+                                                   "examples": int(len(y["train"]) + len(y["val"]))}
         console.info(f"refit: head retrained on training + validation data ({lp_record['refit']['examples']} "
                      f"examples, {training.best_epoch} epochs)")
     if plan.fine_tunes or augmented_frozen:
