@@ -123,6 +123,20 @@ def fingerprint_module(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def groups_from_parameter_names(model: nn.Module, named: list[tuple[str, list[str]]]) -> list[LayerGroup]:
+    """Layer groups from (label, parameter names) pairs; each group's modules are those owning its parameters."""
+    params = dict(model.named_parameters())
+    owners = {n: m for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+    groups = []
+    for label, names in named:
+        names = [n for n in names if n in params]
+        if not names:
+            continue
+        mods = {id(owners[o]): owners[o] for n in names if (o := n.rpartition(".")[0]) in owners}
+        groups.append(LayerGroup(label, [params[n] for n in names], list(mods.values())))
+    return groups
+
+
 def split_by_dominant_child(model: nn.Module, prefix: str = "") -> list[LayerGroup]:
     """Generic input-to-output layer groups for a module tree.
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .base import Backbone, BackboneInfo, LayerGroup
+from .base import Backbone, BackboneInfo, LayerGroup, groups_from_parameter_names
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess
 from .weights import ResolvedWeights, downloads_allowed, missing_weights_error
@@ -93,18 +93,8 @@ def transformer_layer_groups(model: nn.Module) -> list[LayerGroup]:
             after.append(name)
         else:
             before.append(name)
-    params = dict(model.named_parameters())
-    owners = {n: m for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
-
-    def group(label: str, names: list[str]) -> LayerGroup:
-        mods = list({id(owners[o]): owners[o] for n in names if (o := n.rpartition(".")[0]) in owners}.values())
-        return LayerGroup(label, [params[n] for n in names], mods)
-
-    groups = [group("embeddings", before)] if before else []
-    groups += [group(f"{prefix}.{i}", blocks[i]) for i in sorted(blocks)]
-    if after:
-        groups.append(group("final", after))
-    return groups
+    named = [("embeddings", before)] + [(f"{prefix}.{i}", blocks[i]) for i in sorted(blocks)] + [("final", after)]
+    return groups_from_parameter_names(model, named)
 
 
 class TextBackbone(Backbone):

@@ -10,7 +10,7 @@ import timm
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .base import BackboneInfo, LayerGroup
+from .base import BackboneInfo, LayerGroup, groups_from_parameter_names
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess, measure_feature_dim
 from .weights import ResolvedWeights, downloads_allowed, load_state_dict, missing_weights_error
@@ -88,17 +88,10 @@ def timm_layer_groups(model: nn.Module) -> list[LayerGroup]:
     matcher = model.group_matcher(coarse=False)
     by_group = timm.models.group_parameters(model, matcher)  # ordinal -> parameter names, input to output
     params = dict(model.named_parameters())
-    owners = {n: m for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
-    groups = []
-    for ordinal in sorted(by_group):
-        names = [n for n in by_group[ordinal] if n in params]
-        if not names:
-            continue
-        mods = [owners[n.rpartition(".")[0]] for n in names if n.rpartition(".")[0] in owners]
-        unique = list({id(m): m for m in mods}.values())
-        label = names[0].rsplit(".", 1)[0] or names[0]
-        groups.append(LayerGroup(f"{len(groups)}:{label}", [params[n] for n in names], unique))
-    return groups
+    named = [[n for n in by_group[o] if n in params] for o in sorted(by_group)]
+    named = [names for names in named if names]
+    return groups_from_parameter_names(
+        model, [(f"{i}:{names[0].rsplit('.', 1)[0] or names[0]}", names) for i, names in enumerate(named)])
 
 
 def build(arch: str, *, pretrained: bool = True, weights_path: str | None = None) -> ImageBackbone:
