@@ -233,16 +233,15 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         lp_record |= {"val_acc": acc, "val_loss": loss}
         console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (epoch {training.best_epoch})")
 
-    stages = [lp_record | {"kept": True}]
     augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
     selection_val = None  # val metrics of the model that validation chose, when the head is refit afterwards
     if plan.strategy == "frozen" and not augmented_frozen and cfg.refit and val is not None:
         selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
         head = _refit_head(head, feats, y, training.best_epoch, cfg, weights)
-        lp_record["refit"] = stages[0]["refit"] = {"epochs": training.best_epoch,
-                                                   "examples": int(len(y["train"]) + len(y["val"]))}
+        lp_record["refit"] = {"epochs": training.best_epoch, "examples": int(len(y["train"]) + len(y["val"]))}
         console.info(f"refit: head retrained on training + validation data ({lp_record['refit']['examples']} "
                      f"examples, {training.best_epoch} epochs)")
+    stages = [lp_record | {"kept": True}]
     if plan.fine_tunes or augmented_frozen:
         resume_state = None
         if partial is not None:
