@@ -16,14 +16,14 @@ IMAGE = {"backbone": "timm:test_efficientnet", "pretrained": False}
 
 
 def test_fit_image_folder_learns_and_reports(image_folder, tmp_path):
-    model = graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE, epochs=50)
+    model = graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
     assert model.classes == ["blue", "red"]
     m = model.metrics
-    assert {"history", "best_epoch", "train", "val", "data", "timing"} <= set(m)
+    assert {"probe", "train", "val", "data", "timing"} <= set(m)
     assert m["val"]["majority_baseline"]["accuracy"] == pytest.approx(0.5)
     assert m["train"]["accuracy"] >= 0.9  # colours are easy even for random features
-    row = m["history"][0]
-    assert {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"} <= set(row)
+    assert m["probe"]["selection"] == "validation" and len(m["probe"]["grid"]) >= 5
+    assert {"C", "val_acc", "val_loss"} <= set(m["probe"]["grid"][0])
     assert m["data"]["train"]["n"] == 16
     assert m["data"]["fit_split"] == {"train": 12, "val": 4}
 
@@ -61,14 +61,14 @@ def test_same_seed_same_model_other_seed_other_split(image_folder):
     a = graftwork.fit(image_folder, **IMAGE, seed=3)
     b = graftwork.fit(image_folder, **IMAGE, seed=3)
     np.testing.assert_array_equal(a.head.fc.weight.detach().numpy(), b.head.fc.weight.detach().numpy())
-    assert a.metrics["history"] == b.metrics["history"]
+    assert a.metrics["probe"] == b.metrics["probe"]
     c = graftwork.fit(image_folder, **IMAGE, seed=4)
-    assert c.metrics["history"] != a.metrics["history"]
+    assert c.metrics["probe"]["grid"] != a.metrics["probe"]["grid"]
 
 
 def test_text_csv_with_tiny_bert(tmp_path, tiny_bert):
     data = write_csv(tmp_path / "t.csv", make_text_rows(per_class=15))
-    model = graftwork.fit(data, out=tmp_path / "run", backbone=f"hf:{tiny_bert}", epochs=60)
+    model = graftwork.fit(data, out=tmp_path / "run", backbone=f"hf:{tiny_bert}")
     assert model.modality == "text"
     assert model.metrics["train"]["accuracy"] >= 0.9
     preds = graftwork.load(tmp_path / "run").predict(["apple pear melon grape", "bus car truck boat"])
@@ -78,7 +78,7 @@ def test_text_csv_with_tiny_bert(tmp_path, tiny_bert):
 def test_evaluate_uses_test_split_and_reports_everything(tmp_path):
     make_image_folder(tmp_path / "d" / "train", per_class=8)
     make_image_folder(tmp_path / "d" / "test", per_class=4, seed=1)
-    model = graftwork.fit(tmp_path / "d", **IMAGE, epochs=40)
+    model = graftwork.fit(tmp_path / "d", **IMAGE)
     assert "test" in model.metrics
     result = model.evaluate(tmp_path / "d")
     assert result["split"] == "test" and result["n"] == 8
@@ -125,15 +125,15 @@ def test_backbone_modality_must_match_data(text_csv):
 
 def test_settings_are_validated_together():
     with pytest.raises(ConfigError) as err:
-        graftwork.FitConfig(epochs=0, strategy="magic", val_fraction=1.5)
+        graftwork.FitConfig(probe_c=0, strategy="magic", val_fraction=1.5)
     text = str(err.value)
-    assert "'epochs'" in text and "'strategy'" in text and "'val_fraction'" in text
+    assert "'probe_c'" in text and "'strategy'" in text and "'val_fraction'" in text
     assert "Got 0 instead" in text
 
 
 def test_unknown_setting_suggests_the_right_one(image_folder):
-    with pytest.raises(ConfigError, match="epoch → epochs"):
-        graftwork.fit(image_folder, epoch=3)
+    with pytest.raises(ConfigError, match="seeds → seed"):
+        graftwork.fit(image_folder, seeds=3)
 
 
 def test_backbones_listing():
@@ -146,10 +146,10 @@ def test_backbones_listing():
 
 
 def test_frozen_head_is_refit_on_train_and_val(image_folder):
-    model = graftwork.fit(image_folder, **IMAGE, epochs=20)
+    model = graftwork.fit(image_folder, **IMAGE)
     probe = model.metrics["stages"][0]
-    assert probe["refit"] == {"epochs": probe["best_epoch"], "examples": 16}
+    assert probe["refit"] == {"C": probe["probe"]["C"], "examples": 16}
     assert "before the refit" in model.metrics["val"]["note"]
-    no_refit = graftwork.fit(image_folder, **IMAGE, epochs=20, refit=False)
+    no_refit = graftwork.fit(image_folder, **IMAGE, refit=False)
     assert "refit" not in no_refit.metrics["stages"][0]
     assert not np.allclose(model.head.fc.weight.detach().numpy(), no_refit.head.fc.weight.detach().numpy())

@@ -16,7 +16,7 @@ def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False,
         **settings: Any) -> TransferModel:
     """Train a model on ``data`` (an image folder, or a CSV/JSONL file of ``text,label``).
 
-    ``settings`` are the fields of :class:`FitConfig` (``backbone``, ``strategy``, ``epochs``, ``seed``, ...).
+    ``settings`` are the fields of :class:`FitConfig` (``backbone``, ``strategy``, ``seed``, ...).
     With ``out``, the run folder is written there (an existing non-empty folder needs ``force=True``).
     """
     unknown = sorted(set(settings) - set(FitConfig.__dataclass_fields__))

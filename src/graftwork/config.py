@@ -31,8 +31,9 @@ class FitConfig:
         "default: the preferred one for the data's modality whose weights are available"))
     strategy: str = field(default="auto", metadata=_meta(
         "how much of the backbone to adapt: auto, frozen, gradual or full"))
-    epochs: int = field(default=100, metadata=_meta(
-        "maximum epochs of the linear probe on cached features (early stopping ends sooner)"))
+    probe_c: float | None = field(default=None, metadata=_meta(
+        "inverse L2 strength of the linear probe (scikit-learn's C, on standardised features); default: chosen "
+        "on validation data from 1e-3 to 1"))
     batch_size: int = field(default=32, metadata=_meta("examples per batch, for feature extraction and training"))
     lr: float = field(default=1e-3, metadata=_meta("learning rate of the head (AdamW)"))
     lr_ratio: float = field(default=10.0, metadata=_meta(
@@ -47,10 +48,8 @@ class FitConfig:
     unfreeze_patience: int = field(default=1, metadata=_meta(
         "gradual: stages without validation improvement before unfreezing stops"))
     weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))
-    patience: int = field(default=10, metadata=_meta(
-        "linear-probe epochs without validation improvement before stopping"))
     refit: bool = field(default=True, metadata=_meta(
-        "frozen: once validation has chosen the number of epochs, retrain the head on training + validation "
+        "frozen: once validation has chosen the probe's regularisation, retrain the head on training + validation "
         "data (validation metrics are those of the model before the refit)"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
     grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
@@ -128,9 +127,9 @@ def validate(cfg: FitConfig) -> list[Problem]:
     if cfg.unfreeze is not None and cfg.strategy == "frozen":
         p.append(Problem("'unfreeze'", "cannot be combined with strategy='frozen' (nothing is unfrozen)."))
     _check(p, cfg.device in DEVICES, "device", f"one of {', '.join(DEVICES)}", cfg.device)
-    _check(p, _is_int(cfg.epochs) and cfg.epochs >= 1, "epochs", "an integer >= 1", cfg.epochs)
+    _check(p, cfg.probe_c is None or (isinstance(cfg.probe_c, (int, float)) and cfg.probe_c > 0), "probe_c",
+           "a number > 0", cfg.probe_c)
     _check(p, _is_int(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", "an integer >= 1", cfg.batch_size)
-    _check(p, _is_int(cfg.patience) and cfg.patience >= 1, "patience", "an integer >= 1", cfg.patience)
     _check(p, _is_int(cfg.seed) and cfg.seed >= 0, "seed", "an integer >= 0", cfg.seed)
     _check(p, _is_int(cfg.workers) and cfg.workers >= 0, "workers", "an integer >= 0", cfg.workers)
     _check(p, cfg.image_size is None or (_is_int(cfg.image_size) and cfg.image_size >= 16), "image_size",

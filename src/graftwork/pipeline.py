@@ -36,7 +36,7 @@ from .features import FeatureCache, default_cache_dir, extract_features, resolve
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
 from .run import check_out_dir, write_json
-from .strategies import LinearHead, Plan, make_plan, train_head
+from .strategies import LinearHead, Plan, fit_probe, make_plan
 from .strategies.finetune import (
     FineTuner,
     FineTuneSettings,
@@ -71,7 +71,7 @@ def _with_val(splits: Splits, cfg: FitConfig, console: Console) -> tuple[Example
     if splits.val is not None:
         return splits.train, splits.val
     if cfg.val_fraction <= 0:
-        console.info("no validation data (val_fraction=0): the head trains for all epochs, no early stopping")
+        console.info("no validation data (val_fraction=0): the probe's regularisation is chosen by cross-validation")
         return splits.train, None
     tr, va = stratified_split(splits.train.labels, cfg.val_fraction, cfg.seed)
     if not va:
@@ -222,25 +222,24 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     head = LinearHead(backbone.feature_dim, len(classes))
     weights = class_weight_vector(classes, train.class_counts()) if plan.class_weighted else None
     t0 = time.perf_counter()
-    training = train_head(head, feats["train"][0], y["train"], feats["val"][0] if val else None,
-                          y.get("val"), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          weight_decay=cfg.weight_decay, patience=cfg.patience, seed=cfg.seed,
-                          class_weights=weights, console=console)
-    lp_record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "history": training.history,
-                                 "best_epoch": training.best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
+    probe = fit_probe(head, feats["train"][0], y["train"], feats["val"][0] if val else None, y.get("val"),
+                      c=cfg.probe_c, class_weights=weights, seed=cfg.seed)
+    lp_record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "probe": probe.to_dict(),
+                                 "seconds": round(time.perf_counter() - t0, 3)}
     if val is not None:
         loss, acc = evaluate_head(head, torch.from_numpy(feats["val"][0]), torch.from_numpy(y["val"]))
         lp_record |= {"val_acc": acc, "val_loss": loss}
-        console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (epoch {training.best_epoch})")
+        console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (C={probe.c:g}, chosen by "
+                     f"{probe.selection})")
 
     augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
     selection_val = None  # val metrics of the model that validation chose, when the head is refit afterwards
     if plan.strategy == "frozen" and not augmented_frozen and cfg.refit and val is not None:
         selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
-        head = _refit_head(head, feats, y, training.best_epoch, cfg, weights)
-        lp_record["refit"] = {"epochs": training.best_epoch, "examples": int(len(y["train"]) + len(y["val"]))}
+        head = _refit_head(head, feats, y, probe.c, cfg, weights)
+        lp_record["refit"] = {"C": probe.c, "examples": int(len(y["train"]) + len(y["val"]))}
         console.info(f"refit: head retrained on training + validation data ({lp_record['refit']['examples']} "
-                     f"examples, {training.best_epoch} epochs)")
+                     f"examples, C={probe.c:g})")
     stages = [lp_record | {"kept": True}]
     if plan.fine_tunes or augmented_frozen:
         resume_state = None
@@ -259,8 +258,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     model_config = _run_config(backbone, classes, cfg, plan.to_dict(), data)
     model = TransferModel(backbone, head, classes, model_config, device=cfg.device, console=console)
     metrics: dict[str, Any] = {"stages": stages, "kept_stage": next(s["stage"] for s in stages if s.get("kept")),
-                               "history": training.history, "best_epoch": training.best_epoch,
-                               "stopped_early": training.stopped_early, "monitor": training.monitor,
+                               "probe": probe.to_dict(),
                                "data": splits.summary() | {"skipped": skipped, "fit_split": {
                                    "train": len(y["train"]), "val": len(y.get("val", []))}}}
     for name in parts:
@@ -287,16 +285,14 @@ def _split_metrics(head: LinearHead, x: np.ndarray, y: np.ndarray, y_train: np.n
     return out
 
 
-def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray], epochs: int, cfg: FitConfig,
+def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray], c: float, cfg: FitConfig,
                 weights: list[float] | None) -> LinearHead:
-    """Retrain the probe on train + val for the number of epochs validation chose (like LogisticRegressionCV's
+    """Retrain the probe on train + val with the regularisation validation chose (like LogisticRegressionCV's
     refit): with little data, the held-out fifth is worth more as training data than as a second opinion."""
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
-    torch.manual_seed(cfg.seed)
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
-    train_head(refit, x_all, y_all, None, None, epochs=max(1, epochs), batch_size=cfg.batch_size, lr=cfg.lr,
-               weight_decay=cfg.weight_decay, patience=cfg.patience, seed=cfg.seed, class_weights=weights)
+    fit_probe(refit, x_all, y_all, c=c, class_weights=weights, seed=cfg.seed)
     return refit
 
 

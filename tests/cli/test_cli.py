@@ -26,7 +26,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def trained(tmp_path, capsys):
     make_image_folder(tmp_path / "data" / "train", per_class=8)
     make_image_folder(tmp_path / "data" / "test", per_class=3, seed=1)
-    code, out, err = run(capsys, "fit", tmp_path / "data", "--out", tmp_path / "run", *TINY, "--epochs", "30")
+    code, out, err = run(capsys, "fit", tmp_path / "data", "--out", tmp_path / "run", *TINY)
     assert code == 0, err
     return tmp_path
 
@@ -92,8 +92,8 @@ def test_errors_are_short_and_actionable(tmp_path, capsys):
     code, out, err = run(capsys, "fit", tmp_path / "nope", "--out", tmp_path / "run")
     assert code == 2
     assert "error:" in err and "no such file or folder" in err and "Traceback" not in err
-    code, _, err = run(capsys, "fit", tmp_path, "--out", tmp_path / "run", "--epochs", "0")
-    assert code == 2 and "'epochs'" in err
+    code, _, err = run(capsys, "fit", tmp_path, "--out", tmp_path / "run", "--probe-c", "0")
+    assert code == 2 and "'probe_c'" in err
     code, _, err = run(capsys, "predict", tmp_path / "missing-run", "x.jpg")
     assert code == 2 and "not a folder" in err
 
