@@ -71,11 +71,11 @@ def run_probe(model, data: Path) -> dict:
     return {"test_accuracy": acc, "seconds": time.perf_counter() - t0, "note": "on cached features"}
 
 
-def run_fastai(data: Path, seed: int, image_size: int, work: Path) -> dict | None:
-    if not PEERS.exists():
+def run_fastai(data: Path, seed: int, image_size: int, work: Path, python: Path) -> dict | None:
+    if not python.exists():
         return None
     out = work / f"fastai-{seed}.json"
-    cmd = [str(PEERS), str(Path(__file__).parent / "peers" / "fastai_finetune.py"), "--data", str(data),
+    cmd = [str(python), str(Path(__file__).parent / "peers" / "fastai_finetune.py"), "--data", str(data),
            "--image-size", str(image_size), "--seed", str(seed), "--epochs", "5", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--methods", default="frozen,gradual,full,scratch,auto,probe,fastai")
     ap.add_argument("--out", default="bench/results/strategy_curve.json")
+    ap.add_argument("--peers-python", default=str(PEERS), help="the Python that has fastai (bench/setup_peers.sh)")
     args = ap.parse_args()
     methods = args.methods.split(",")
     work = Path(tempfile.mkdtemp(prefix="graftwork-curve-"))
@@ -98,11 +99,12 @@ def main() -> None:
     test_idx = sample_per_class(y_te, 200, seed=0)
     out_path = Path(args.out)
     results: dict = {"backbone": BACKBONE, "image_size": args.image_size, "test_per_class": 200, "runs": [],
-                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}" + (
+                         f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
                      "date": date.today().isoformat(), "command": "python bench/strategy_curve.py " + " ".join(
-                         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")}
-    for size in [int(s) for s in args.sizes.split(",")]:
-        for seed in [int(s) for s in args.seeds.split(",")]:
+                         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "peers_python"))}
+    for seed in [int(s) for s in args.seeds.split(",")]:  # every size for one seed first: a cut run is whole
+        for size in [int(s) for s in args.sizes.split(",")]:
             data = make_folder(work / f"n{size}-s{seed}", size, seed, test_idx)
             row: dict = {"per_class": size, "seed": seed}
             done: dict[str, dict] = {}
@@ -112,7 +114,7 @@ def main() -> None:
                         row[method] = run_probe(done["frozen"]["_model"], data)
                     continue
                 if method == "fastai":
-                    r = run_fastai(data, seed, args.image_size, work)
+                    r = run_fastai(data, seed, args.image_size, work, Path(args.peers_python))
                     if r is not None:
                         row[method] = r
                     continue

@@ -49,8 +49,8 @@ class FitConfig:
         "gradual: stages without validation improvement before unfreezing stops"))
     weight_decay: float = field(default=1e-2, metadata=_meta("AdamW weight decay"))
     refit: bool = field(default=True, metadata=_meta(
-        "frozen: once validation has chosen the probe's regularisation, retrain the head on training + validation "
-        "data (validation metrics are those of the model before the refit)"))
+        "when the linear probe is the final model (frozen, or no fine-tuning stage beat it), retrain it on "
+        "training + validation data (validation metrics are those of the model before the refit)"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
     grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
     augment: bool | None = field(default=None, metadata=_meta(

@@ -249,6 +249,13 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
                               resume=resume_state, console=console, on_epoch_end=on_epoch_end)
         stages = progress.stages
+        if progress.best["stage"] == "linear probe" and plan.fine_tunes and cfg.refit:
+            # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
+            selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
+            head = _refit_head(head, feats, y, probe.c, cfg, weights)
+            stages[0]["refit"] = {"C": probe.c, "examples": int(len(y["train"]) + len(y["val"]))}
+            console.info(f"refit: no stage beat the probe; head retrained on training + validation data "
+                         f"({stages[0]['refit']['examples']} examples)")
         if progress.best["stage"] != "linear probe" and plan.fine_tunes:
             backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
             backbone.info.extra["fine_tuned"] = progress.best["stage"]

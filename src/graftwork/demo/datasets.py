@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -32,7 +33,9 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def fashion_mnist_dir() -> Path | None:
-    for d in FASHION_DIRS:
+    """Where the Fashion-MNIST IDX files are: ``$FASHION_MNIST_DIR``, else the Debian package's folder."""
+    env = os.environ.get("FASHION_MNIST_DIR")
+    for d in ([Path(env)] if env else []) + FASHION_DIRS:
         if (d / "train-images-idx3-ubyte.gz").is_file():
             return d
     return None

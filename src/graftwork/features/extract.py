@@ -91,7 +91,10 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
             out[i], ok[i] = found[k], True
 
     if todo:
-        backbone.eval().to(device)
+        # parameters moved to another device inside inference mode would become inference tensors, which can
+        # never be trained again (fine-tuning after extraction would fail on CUDA)
+        with torch.inference_mode(False):
+            backbone.eval().to(device)
         loader = DataLoader(_RawDataset(backbone, modality, [items[i] for i in todo]), batch_size=batch_size,
                             shuffle=False, num_workers=workers, collate_fn=_collate(backbone))
         with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
