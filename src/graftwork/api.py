@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backbones import CATALOGUE, resolve_offline
 from .config import FitConfig
 from .console import SILENT, Console
 from .model import TransferModel
 from .pipeline import run_fit
+
+if TYPE_CHECKING:
+    from .diagnostics.rank import Ranking
 
 
 def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False, verbose: bool = False,
@@ -49,3 +52,16 @@ def backbones(*, offline_only: bool = False) -> list[dict[str, Any]]:
                      "params_m": k.params_m, "offline": found is not None,
                      "weights": found.describe() if found else None, "note": k.note})
     return rows
+
+
+def rank(data: str | Path, backbones: list[str] | str, *, verbose: bool = False, **settings: Any) -> Ranking:
+    """Rank candidate ``backbones`` for ``data`` by LogME on frozen features (plus probe and kNN accuracies).
+
+    ``settings``: ``image_size``, ``device``, ``use_cache``, ``cache_dir``, ``batch_size``, ``seed``,
+    ``text_column``, ``label_column`` (see :func:`graftwork.diagnostics.rank.rank_backbones`). A name
+    ``random:NAME`` is a randomly initialised control. ``Ranking.to_dict()`` is what ``graftwork rank --json``
+    prints.
+    """
+    from .diagnostics.rank import rank_backbones
+
+    return rank_backbones(data, backbones, console=Console() if verbose else SILENT, **settings)
