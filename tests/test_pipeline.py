@@ -31,7 +31,7 @@ def test_fit_image_folder_learns_and_reports(image_folder, tmp_path):
 def test_run_folder_round_trip_gives_identical_predictions(image_folder, tmp_path):
     model = graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["backbone.safetensors", "config.json", "head.safetensors", "metrics.json"]
+    assert files == ["backbone.safetensors", "config.json", "head.safetensors", "metrics.json", "report.html"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["classes"] == ["blue", "red"]
     assert config["backbone"]["name"] == "timm:test_efficientnet"

@@ -51,6 +51,15 @@ class FitConfig:
     refit: bool = field(default=True, metadata=_meta(
         "when the linear probe is the final model (frozen, or no fine-tuning stage beat it), retrain it on "
         "training + validation data (validation metrics are those of the model before the refit)"))
+    l2sp: float = field(default=0.0, metadata=_meta(
+        "fine-tuning: L2-SP strength, a pull of the trained backbone weights toward the pretrained ones instead "
+        "of toward zero (Li et al. 2018), e.g. 0.01; 0: off"))
+    wise: bool = field(default=False, metadata=_meta(
+        "fine-tuning: WiSE-FT, keep the interpolation between the probe and the fine-tuned weights that is best "
+        "on validation (Wortsman et al. 2022)"))
+    control: bool = field(default=False, metadata=_meta(
+        "also train the same architecture from random initialisation with the same settings, and report "
+        "whether pretraining helps"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
     grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
     augment: bool | None = field(default=None, metadata=_meta(
@@ -124,6 +133,7 @@ def validate(cfg: FitConfig) -> list[Problem]:
            "a number in [0, 1)", cfg.label_smoothing)
     _check(p, isinstance(cfg.grad_clip, (int, float)) and cfg.grad_clip >= 0, "grad_clip", "a number >= 0",
            cfg.grad_clip)
+    _check(p, isinstance(cfg.l2sp, (int, float)) and cfg.l2sp >= 0, "l2sp", "a number >= 0", cfg.l2sp)
     if cfg.unfreeze is not None and cfg.strategy == "frozen":
         p.append(Problem("'unfreeze'", "cannot be combined with strategy='frozen' (nothing is unfrozen)."))
     _check(p, cfg.device in DEVICES, "device", f"one of {', '.join(DEVICES)}", cfg.device)

@@ -82,8 +82,10 @@ class TransferModel:
         return out
 
     # -- evaluation ----------------------------------------------------------------------------------------
-    def evaluate_examples(self, examples: Examples, *, use_cache: bool = True,
-                          skip_bad: bool = False) -> dict[str, Any]:
+    def evaluate_examples(self, examples: Examples, *, use_cache: bool = True, skip_bad: bool = False,
+                          groups: list[str] | None = None) -> dict[str, Any]:
+        """Metrics on ``examples``; with ``groups`` (one per example), per-group metrics and bias findings under
+        ``"groups"`` and ``"findings"``."""
         unknown = sorted(set(examples.labels) - set(self.classes))
         if unknown:
             raise DataError(f"the evaluation data has class(es) this model was not trained on: {unknown}.",
@@ -92,13 +94,27 @@ class TransferModel:
             raise DataError(f"the evaluation data is {examples.modality} but this model takes {self.modality}.")
         feats, ok = self.features(examples.items, examples.origins, use_cache=use_cache, skip_bad=skip_bad,
                                   skip_hint=True)
-        pred_idx = self.probabilities(feats).argmax(1)
+        proba = self.probabilities(feats)
+        pred = [self.classes[i] for i in proba.argmax(1)]
         y_true = [y for y, good in zip(examples.labels, ok, strict=True) if good]
-        return classification_metrics(y_true, [self.classes[i] for i in pred_idx], self.classes)
+        result = classification_metrics(y_true, pred, self.classes)
+        if groups is not None:
+            from .diagnostics.groups import group_metrics
+
+            kept = [g for g, good in zip(groups, ok, strict=True) if good]
+            result["groups"], found = group_metrics(y_true, pred, proba, self.classes, kept)
+            result["findings"] = [f.to_dict() for f in found]
+        return result
 
     def evaluate(self, data: str | Path | Examples, *, use_cache: bool = True, skip_bad_files: bool = False,
-                 text_column: str = "text", label_column: str = "label") -> dict[str, Any]:
-        """Metrics on labelled data: a path (its ``test`` split if it has one, else ``val``, else all of it)."""
+                 text_column: str = "text", label_column: str = "label",
+                 groups: str | Path | None = None) -> dict[str, Any]:
+        """Metrics on labelled data: a path (its ``test`` split if it has one, else ``val``, else all of it).
+
+        ``groups``: for CSV/JSONL text, the column holding each example's group; for an image folder, a CSV
+        manifest with columns ``path,group``. Adds per-group metrics with bootstrap confidence intervals, the
+        worst gap, calibration, and findings (see :mod:`graftwork.diagnostics.groups`).
+        """
         if isinstance(data, Examples):
             return self.evaluate_examples(data, use_cache=use_cache, skip_bad=skip_bad_files)
         splits = load_data(data, skip_bad_files=skip_bad_files, text_column=text_column,
@@ -106,7 +122,13 @@ class TransferModel:
         chosen, name = (splits.test, "test") if splits.test is not None else (
             (splits.val, "val") if splits.val is not None else (splits.train, "all"))
         assert chosen is not None
-        result = self.evaluate_examples(chosen, use_cache=use_cache, skip_bad=skip_bad_files)
+        split_groups = None
+        if groups is not None:
+            from .diagnostics.groups import read_groups
+
+            split_groups = read_groups(splits, groups, text_column=text_column,
+                                       label_column=label_column)["train" if name == "all" else name]
+        result = self.evaluate_examples(chosen, use_cache=use_cache, skip_bad=skip_bad_files, groups=split_groups)
         result["split"] = name
         result["data"] = str(data)
         return result
@@ -119,7 +141,17 @@ class TransferModel:
             backbone_sd = {k: v.detach().cpu() for k, v in self.backbone.state_dict().items()}
         head_sd = {k: v.detach().cpu() for k, v in self.head.state_dict().items()}
         return save_run_folder(out, config=self.config, head=head_sd, metrics=self.metrics,
-                               backbone=backbone_sd, force=force)
+                               backbone=backbone_sd, force=force, extra=self._report(out))
+
+    def _report(self, out: str | Path) -> dict[str, str]:
+        from .report import REPORT, render_report
+
+        try:
+            return {REPORT: render_report(self.metrics, self.config, name=Path(out).name)}
+        except Exception as e:  # a chart that cannot be drawn must not cost the trained model
+            self.console.warn(f"{REPORT} was not written ({type(e).__name__}: {e}); the model is saved. "
+                              f"`graftwork report {out}` tries again.")
+            return {}
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT) -> TransferModel:

@@ -31,6 +31,8 @@ from .backbones.vision import ImageBackbone
 from .config import FitConfig
 from .console import SILENT, Console
 from .data import Examples, Splits, load_data, stratified_split
+from .diagnostics import Finding
+from .diagnostics.run_checks import baseline_finding, control_finding
 from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
@@ -150,7 +152,8 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,
         grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
-        bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"))
+        bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
+        l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto")
     tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
                       console=console, on_epoch_end=on_epoch_end)
     if resume is not None:
@@ -218,6 +221,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     feats = _features(backbone, parts, cfg, console, skipped)
 
     y = {name: _label_index(parts[name], feats[name][1], classes) for name in parts}
+    mismatch = _bn_mismatch(backbone, train, cfg, console)
     torch.manual_seed(cfg.seed)
     head = LinearHead(backbone.feature_dim, len(classes))
     weights = class_weight_vector(classes, train.class_counts()) if plan.class_weighted else None
@@ -272,6 +276,18 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         metrics[name] = _split_metrics(model.head, feats[name][0], y[name], y["train"], classes)
     if selection_val is not None:
         metrics["val"] = selection_val | {"note": "before the refit on training + validation data"}
+    findings = [Finding.from_dict(f) for s in stages for f in s.get("findings", [])]
+    if mismatch is not None:
+        findings.append(mismatch)
+        metrics["mismatch"] = {"score": mismatch.value, "per_layer": mismatch.details.get("layers")}
+    metrics["drift"] = [row for s in stages for row in s.get("drift", [])]
+    split = "test" if "test" in parts else ("val" if "val" in parts else None)
+    if split is not None and (base := baseline_finding(split, metrics[split])):
+        findings.append(base)
+    if cfg.control and split is not None:
+        found, metrics["control"] = _control(data, cfg, model, parts[split], feats[split], y[split], split, console)
+        findings.append(found)
+    metrics["findings"] = [f.to_dict() for f in findings]
     metrics["timing"] = {"linear_probe_s": lp_record["seconds"], "total_s": round(time.perf_counter() - started, 3)}
     model.metrics = metrics
     if out is not None:
@@ -280,6 +296,35 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             shutil.rmtree(partial, ignore_errors=True)
     _summary(console, model, out)
     return model
+
+
+def _bn_mismatch(backbone: Backbone, train: Examples, cfg: FitConfig, console: Console) -> Finding | None:
+    """How far the data's activation statistics are from the pretrained BatchNorm statistics (64 images)."""
+    from .diagnostics.mismatch import bn_layers, check_bn_mismatch
+
+    if backbone.modality != "image" or not backbone.info.pretrained or not bn_layers(backbone):
+        return None
+    found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed)
+    console.info(f"domain check: BatchNorm statistics shift {found.value:.2f} ({found.severity})")
+    return found
+
+
+def _control(data: str | Path, cfg: FitConfig, model: TransferModel, examples: Examples,
+             feats: tuple[np.ndarray, np.ndarray], y: np.ndarray, split: str,
+             console: Console) -> tuple[Finding, dict[str, Any]]:
+    """--control: the same network and settings from random initialisation, compared on ``split``."""
+    console.info("control: training the same network from random initialisation with the same settings")
+    control_cfg = FitConfig.from_dict(cfg.to_dict() | {"pretrained": False, "weights": None, "control": False})
+    control = run_fit(data, control_cfg, console=SILENT)
+    items = [item for item, ok in zip(examples.items, feats[1], strict=True) if ok]
+    x_random, _ = control.features(items, use_cache=cfg.cache, skip_bad=True)
+    with torch.no_grad():
+        pred = model.head.eval()(torch.from_numpy(feats[0]).float()).argmax(1).numpy()
+        pred_random = control.head.eval()(torch.from_numpy(x_random).float()).argmax(1).numpy()
+    found = control_finding(pred, pred_random, y, split)
+    console.info(f"control: {found.message}")
+    return found, {k: found.details[k] for k in ("split", "pretrained", "random_init", "gap", "gap_stderr")} | {
+        "kept_stage": control.metrics["kept_stage"]}
 
 
 def _split_metrics(head: LinearHead, x: np.ndarray, y: np.ndarray, y_train: np.ndarray,
@@ -394,5 +439,10 @@ def _summary(console: Console, model: TransferModel, out: str | Path | None) -> 
             parts.append(f"{name} accuracy {m[name]['accuracy']:.3f} (macro F1 {m[name]['macro_f1']:.3f}; "
                          f"majority class {m[name]['majority_baseline']['accuracy']:.3f})")
     console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
+    for f in sorted((Finding.from_dict(d) for d in m.get("findings", [])), key=lambda f: f.severity != "high"):
+        if f.severity == "info":
+            console.info(f"finding: {f.message}")
+        else:
+            console.warn(f"{f.severity}: {f.message}" + (f"\n  what to do: {f.advice}" if f.advice else ""))
     if out is not None:
         console.info(f"saved to {Path(out)}  (graftwork predict {out} INPUT..., graftwork evaluate {out} DATA)")

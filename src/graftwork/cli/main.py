@@ -1,4 +1,4 @@
-"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, demo.
+"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, report, demo.
 
 Errors graftwork anticipates (bad data, bad settings, missing weights) are printed as a short message with a
 hint and exit with status 2; ``--debug`` shows the traceback. JSON goes to stdout, everything else to stderr.
@@ -55,12 +55,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     console = Console(verbose=not args.quiet)
     model = TransferModel.load(args.run, device=args.device, console=console)
     result = model.evaluate(args.data, use_cache=not args.no_cache, skip_bad_files=args.skip_bad_files,
-                            text_column=args.text_column, label_column=args.label_column)
+                            text_column=args.text_column, label_column=args.label_column, groups=args.groups)
     if args.json:
         _print_json(result)
     else:
         for table in _render().metrics_tables(result):
             _out().print(table)
+        if "groups" in result:
+            _out().print(_render().groups_table(result["groups"]))
+        for finding in result.get("findings", []):
+            _out().print(_render().finding_line(finding), markup=False, highlight=False)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    path = write_report(args.run, out=args.out)
+    sys.stderr.write(f"wrote {path}\n")
     return 0
 
 
@@ -205,8 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-bad-files", action="store_true", help="skip unreadable inputs instead of stopping")
     ev.add_argument("--text-column", default="text")
     ev.add_argument("--label-column", default="label")
+    ev.add_argument("--groups", metavar="COLUMN_OR_MANIFEST",
+                    help="per-group metrics and bias checks: for CSV/JSONL text, the column that holds each "
+                         "example's group; for an image folder, a CSV manifest with columns path,group")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    rep = sub.add_parser("report", help="(re)write RUN_DIR/report.html, the run's self-contained HTML report")
+    rep.add_argument("run", metavar="RUN_DIR")
+    rep.add_argument("--out", metavar="FILE", help="write the report here instead of RUN_DIR/report.html")
+    rep.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("predict", help="labels for new images or texts")
     pr.add_argument("run", metavar="RUN_DIR")

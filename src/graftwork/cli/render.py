@@ -47,3 +47,24 @@ def backbones_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(r["name"], r["modality"], str(r["feature_dim"]), f"{r['params_m']:.1f}",
                       "yes" if r["offline"] else "no", r["note"])
     return table
+
+
+def groups_table(groups: dict[str, Any]) -> Table:
+    """Per-group accuracy and macro F1 with their bootstrap confidence intervals."""
+    level = 1 - groups.get("settings", {}).get("alpha", 0.05)
+    table = Table(title=f"per group ({level:.0%} bootstrap intervals)")
+    for col in ("group", "n", "accuracy", "macro F1", "ECE", "note"):
+        table.add_column(col, justify="left" if col in ("group", "note") else "right")
+    calib = (groups.get("calibration") or {}).get("per_group", {})
+    for name, g in groups["groups"].items():
+        acc, f1 = g["accuracy"], g["macro_f1"]
+        ece = calib.get(name, {}).get("ece")
+        table.add_row(name, str(g["n"]), f"{acc['value']:.3f} [{acc['ci'][0]:.3f}, {acc['ci'][1]:.3f}]",
+                      f"{f1['value']:.3f} [{f1['ci'][0]:.3f}, {f1['ci'][1]:.3f}]",
+                      "" if ece is None else f"{ece:.3f}", "" if g["judged"] else "too small to judge")
+    return table
+
+
+def finding_line(finding: dict[str, Any]) -> str:
+    advice = f"\n  what to do: {finding['advice']}" if finding.get("advice") else ""
+    return f"[{finding['severity']}] {finding['code']}: {finding['message']}{advice}"

@@ -5,7 +5,8 @@ Layout::
     config.json         backbone identity and weights fingerprint, classes, preprocessing, plan, settings, versions
     head.safetensors    the trained head
     backbone.safetensors  backbone weights, only when they are not the pretrained ones (e.g. random init)
-    metrics.json        validation/test metrics, baselines, per-epoch history, data summary
+    metrics.json        validation/test metrics, baselines, every stage, findings, drift, data summary
+    report.html         the same, for people: one self-contained page with the plots
 
 A folder is first written next to its destination and then renamed into place, so an interrupted save never
 leaves a half-written run, and ``--force`` replaces an old run only once the new one is complete.
@@ -53,7 +54,8 @@ def write_json(path: Path, data: Any) -> None:
 
 def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, torch.Tensor],
                     metrics: dict[str, Any], backbone: dict[str, torch.Tensor] | None = None,
-                    force: bool = False) -> Path:
+                    force: bool = False, extra: dict[str, str] | None = None) -> Path:
+    """Write the run folder; ``extra`` maps further file names (e.g. the report) to their text."""
     path = check_out_dir(out, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.writing-"))
@@ -63,6 +65,8 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
             save_file({k: v.contiguous() for k, v in backbone.items()}, str(staging / BACKBONE))
         write_json(staging / CONFIG, config)
         write_json(staging / METRICS, metrics)
+        for name, text in (extra or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             os.replace(path, old)

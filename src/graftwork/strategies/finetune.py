@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..backbones.base import Backbone
 from ..console import SILENT, Console
+from .drift import PROBE_BATCH, DriftMonitor, forgetting
 from .freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
 from .inputs import collate_for
 
@@ -80,6 +81,10 @@ class FineTuneSettings:
     warmup_fraction: float = 0.1
     class_weights: list[float] | None = None
     bf16: bool = False
+    l2sp: float = 0.0  # strength of the pull toward the pretrained weights (0: off)
+    wise: bool = False  # interpolate pretrained and fine-tuned weights, chosen on validation
+    backoff: bool = False  # on a forgetting finding: lower the stage's rates and restore its best weights
+    backoff_factor: float = 0.1
 
 
 @dataclass
@@ -109,6 +114,7 @@ class Progress:
     stages: list[dict[str, Any]] = field(default_factory=list)  # one record per stage, probe first
     stale_stages: int = 0  # consecutive stages that did not beat the best so far
     done: bool = False
+    done_wise: bool = False
 
 
 def _seed_epoch(seed: int, stage: int, epoch: int) -> torch.Generator:
@@ -163,6 +169,11 @@ class FineTuner:
         self.collate = collate
         weights = settings.class_weights
         self.loss_weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+        # the network holds the pretrained backbone and the probe's head now (also when resuming: the checkpoint
+        # is loaded later), which is what drift, L2-SP and WiSE-FT compare against
+        self.initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        probe = [val[i] for i in range(min(PROBE_BATCH, len(val)))]  # type: ignore[arg-type]
+        self.drift = DriftMonitor(net.backbone, collate(probe)[0], device) if len(probe) > 1 else None
 
     # -- evaluation ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -215,6 +226,8 @@ class FineTuner:
             with self._autocast():
                 logits = self.net(self.net.backbone.batch_to(batch, self.device)).float()
             loss = F.cross_entropy(logits, y, weight=self.loss_weight, label_smoothing=self.s.label_smoothing)
+            if self.s.l2sp > 0 and self.drift is not None:
+                loss = loss + 0.5 * self.s.l2sp * self.drift.l2sp_penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.s.grad_clip > 0:
@@ -261,12 +274,15 @@ class FineTuner:
                                               "train_acc": train_acc, "val_loss": score.val_loss,
                                               "val_acc": score.val_acc, "seconds": time.perf_counter() - t0})
                     prev = progress.stage_best
-                    if score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev else None):
+                    improved = score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev else None)
+                    if improved:
                         progress.stage_best = {"epoch": progress.epoch, **asdict(score)}
                         stage_best_state = copy.deepcopy(self.net.state_dict())
                         progress.bad_epochs = 0
                     else:
                         progress.bad_epochs += 1
+                    if self._check_drift(record, progress, n_unfrozen, improved, opt, sched):
+                        self.net.load_state_dict(stage_best_state)
                     self._checkpoint(progress, opt, sched, best_state, stage_best_state)
                     for callback in self.on_epoch_end:
                         callback(progress)
@@ -289,12 +305,66 @@ class FineTuner:
             progress.epoch = 0
             self._checkpoint(progress, None, None, best_state, stage_best_state)
         self.net.load_state_dict(best_state)
+        if self.s.wise and progress.best["stage"] != "linear probe" and not progress.done_wise:
+            self._wise(progress)
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.net.eval()
         for r in progress.stages:
             r["kept"] = r["stage"] == progress.best["stage"]
         return progress
+
+    def _check_drift(self, record: dict[str, Any], progress: Progress, n_unfrozen: int, improved: bool,
+                     opt: torch.optim.Optimizer, sched: Any) -> bool:
+        """Measure drift for this epoch; on forgetting, report it and (with ``backoff``, once per stage) lower
+        the stage's learning rates. Returns True when the stage's best weights must be restored."""
+        if self.drift is None or n_unfrozen == 0:
+            return False
+        rows = record.setdefault("drift", [])
+        rows.append({"stage": record["stage"], "epoch": progress.epoch, **self.drift.measure()})
+        names = [g.name for g in self.drift.groups[len(self.drift.groups) - n_unfrozen:]]
+        history = [r for stage in progress.stages for r in stage.get("drift", [])]  # across stages, oldest first
+        finding = forgetting(history, names, improved)
+        if finding is None:
+            return False
+        record.setdefault("findings", []).append(finding.to_dict())
+        self.console.warn(f"{finding.message}")
+        if not self.s.backoff or record.get("backoff"):
+            return False
+        factor = self.s.backoff_factor
+        sched.base_lrs = [b * factor for b in sched.base_lrs]
+        for group in opt.param_groups:
+            group["lr"] *= factor
+            group["initial_lr"] = group.get("initial_lr", group["lr"] / factor) * factor
+        opt.state.clear()  # the moments belong to the trajectory being abandoned
+        record["backoff"] = {"epoch": progress.epoch, "factor": factor}
+        self.console.warn(f"  backing off: learning rates x{factor:g}, stage restarted from its best weights")
+        return True
+
+    @torch.no_grad()
+    def _wise(self, progress: Progress) -> None:
+        """WiSE-FT (Wortsman et al. 2022): the weights ``(1 - a) * start + a * fine_tuned`` for a few ``a``, the
+        one best on validation kept (a = 1 is the fine-tuned model, already scored)."""
+        tuned = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        best = Score(progress.best["val_acc"], progress.best["val_loss"])
+        tried, chosen = [{"alpha": 1.0, **asdict(best)}], 1.0
+        for alpha in (0.25, 0.5, 0.75):
+            mixed = {k: (torch.lerp(self.initial_state[k].to(v.device), v, alpha) if v.is_floating_point() else v)
+                     for k, v in tuned.items()}
+            self.net.load_state_dict(mixed)
+            score = self.validate()
+            tried.append({"alpha": alpha, **asdict(score)})
+            if score.beats(best):
+                best, chosen = score, alpha
+        alpha_state = tuned if chosen == 1.0 else {
+            k: (torch.lerp(self.initial_state[k].to(v.device), v, chosen) if v.is_floating_point() else v)
+            for k, v in tuned.items()}
+        self.net.load_state_dict(alpha_state)
+        record = next(r for r in progress.stages if r["stage"] == progress.best["stage"])
+        record["wise"] = {"tried": tried, "alpha": chosen}
+        progress.best |= {"val_acc": best.val_acc, "val_loss": best.val_loss, "wise_alpha": chosen}
+        progress.done_wise = True
+        self.console.info(f"  WiSE-FT: interpolation {chosen:g} kept (val accuracy {best.val_acc:.4f})")
 
     def _checkpoint(self, progress: Progress, opt: Any, sched: Any, best: dict[str, torch.Tensor],
                     stage_best: dict[str, torch.Tensor]) -> None:
