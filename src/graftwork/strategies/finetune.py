@@ -281,7 +281,9 @@ class FineTuner:
                         progress.bad_epochs = 0
                     else:
                         progress.bad_epochs += 1
-                    if self._check_drift(record, progress, n_unfrozen, improved, opt, sched):
+                    # forgetting is drift without any gain over the best model so far (the probe included)
+                    gained = score.beats(Score(progress.best["val_acc"], progress.best["val_loss"]))
+                    if self._check_drift(record, progress, n_unfrozen, gained, opt, sched):
                         self.net.load_state_dict(stage_best_state)
                     self._checkpoint(progress, opt, sched, best_state, stage_best_state)
                     for callback in self.on_epoch_end:

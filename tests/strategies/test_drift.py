@@ -1,0 +1,83 @@
+"""Catastrophic forgetting: CKA drift per layer group, the forgetting finding, back-off, L2-SP and WiSE-FT."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import graftwork
+from graftwork.strategies.drift import forgetting, linear_cka
+
+from ..conftest import make_image_folder
+
+TINY = {"backbone": "timm:test_efficientnet", "pretrained": False, "stage_epochs": 2, "batch_size": 8}
+HUGE = {"lr": 30.0, "lr_ratio": 1.0, "lr_decay": 1.0, "grad_clip": 0.0}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_image_folder(tmp_path / "img", per_class=10, classes=("red", "green", "blue"))
+
+
+def test_linear_cka_is_one_for_the_same_representation_up_to_rotation_and_scale():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 8, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ q + 2.0) == pytest.approx(1.0, abs=1e-9)
+    assert linear_cka(x, torch.randn(50, 8, generator=g)) < 0.5
+
+
+def test_forgetting_needs_a_jump_without_validation_gain():
+    rows = [{"epoch": 1, "cka": {"top": 0.95}}, {"epoch": 2, "cka": {"top": 0.5}}]
+    assert forgetting(rows, ["top"], improved=False).code == "forgetting"
+    assert forgetting(rows, ["top"], improved=True) is None
+    assert forgetting(rows, ["other"], improved=False) is None  # frozen groups do not count
+    slow = [{"epoch": 1, "cka": {"top": 0.9}}, {"epoch": 2, "cka": {"top": 0.8}}]
+    assert forgetting(slow, ["top"], improved=False) is None
+
+
+def test_a_huge_learning_rate_is_reported_as_forgetting_and_a_sane_one_is_not(folder):
+    sane = graftwork.fit(folder, strategy="gradual", **TINY)
+    assert "forgetting" not in {f["code"] for f in sane.metrics["findings"]}
+    wild = graftwork.fit(folder, strategy="gradual", **TINY, **HUGE)
+    found = [f for f in wild.metrics["findings"] if f["code"] == "forgetting"]
+    assert found and found[0]["severity"] == "warning" and "learning rate" in found[0]["advice"]
+    drift = wild.metrics["drift"]
+    assert drift and {"stage", "epoch", "cka", "weight_change"} <= set(drift[0])
+    assert min(min(r["cka"].values()) for r in drift) < 0.75
+    assert max(max(r["weight_change"].values()) for r in drift) > max(
+        max(r["weight_change"].values()) for r in sane.metrics["drift"])
+
+
+def test_auto_backs_off_when_it_forgets(tmp_path):
+    data = make_image_folder(tmp_path / "img", per_class=32, classes=("red", "green", "blue"))
+    model = graftwork.fit(data, strategy="auto", **TINY, **HUGE)
+    assert model.config["plan"]["strategy"] == "gradual"
+    backed = [s for s in model.metrics["stages"] if "backoff" in s]
+    assert backed and backed[0]["backoff"]["factor"] == pytest.approx(0.1)
+    history = backed[0]["history"]
+    assert len(history) == 2  # the stage went on after backing off, from its best weights
+
+
+def test_l2sp_keeps_the_weights_closer_to_the_start(folder):
+    free = graftwork.fit(folder, strategy="full", **TINY, lr=0.05)
+    pulled = graftwork.fit(folder, strategy="full", **TINY, lr=0.05, l2sp=10.0)
+
+    def change(m):
+        return max(max(r["weight_change"].values()) for r in m.metrics["drift"])
+
+    assert change(pulled) < change(free)
+
+
+def test_wise_ft_tries_interpolations_and_keeps_the_best_on_validation(folder):
+    # a setting (seed 3) in which the fine-tuned stage beats the probe on validation, so there is something to
+    # interpolate; with the probe kept, WiSE-FT has nothing to do
+    model = graftwork.fit(folder, strategy="full", **TINY, lr=0.05, wise=True, seed=3)
+    kept = next(s for s in model.metrics["stages"] if s["kept"])
+    assert kept["stage"] != "linear probe"
+    wise = kept["wise"]
+    assert [t["alpha"] for t in wise["tried"]] == [1.0, 0.25, 0.5, 0.75]
+    best = max(wise["tried"], key=lambda t: (t["val_acc"], -t["val_loss"]))
+    assert wise["alpha"] == best["alpha"]
+    assert model.metrics["val"]["accuracy"] == pytest.approx(best["val_acc"])
