@@ -153,3 +153,18 @@ def test_frozen_head_is_refit_on_train_and_val(image_folder):
     no_refit = graftwork.fit(image_folder, **IMAGE, refit=False)
     assert "refit" not in no_refit.metrics["stages"][0]
     assert not np.allclose(model.head.fc.weight.detach().numpy(), no_refit.head.fc.weight.detach().numpy())
+
+
+def test_run_folder_is_as_readable_as_any_new_folder(image_folder, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        graftwork.fit(image_folder, out=tmp_path / "run", **IMAGE)
+    finally:
+        os.umask(mask)
+    run = tmp_path / "run"
+    assert stat.S_IMODE(run.stat().st_mode) == 0o755
+    assert {stat.S_IMODE((run / f).stat().st_mode) for f in ("config.json", "metrics.json", "head.safetensors",
+                                                             "report.html")} == {0o644}

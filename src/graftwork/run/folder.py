@@ -43,9 +43,16 @@ def check_out_dir(out: str | Path, force: bool) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file in the same folder, then rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; a run folder is as shareable as any
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
@@ -59,6 +66,7 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
     path = check_out_dir(out, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.writing-"))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder
     try:
         save_file({k: v.contiguous() for k, v in head.items()}, str(staging / HEAD))
         if backbone is not None:
@@ -67,6 +75,8 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
         write_json(staging / METRICS, metrics)
         for name, text in (extra or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
+        for file in staging.iterdir():  # some writers (safetensors) make owner-only files
+            os.chmod(file, 0o666 & ~_umask())
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             os.replace(path, old)
