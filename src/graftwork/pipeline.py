@@ -147,7 +147,8 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
     net = TransferNet(backbone, head).to(device)
     counts = parts["train"].class_counts()
     settings = FineTuneSettings(
-        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience, unfreeze_patience=cfg.unfreeze_patience,
+        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience,
+        unfreeze_patience=plan.details.get("unfreeze patience", cfg.unfreeze_patience),
         lr=cfg.lr, lr_ratio=cfg.lr_ratio,
         lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,
         grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
@@ -222,6 +223,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
 
     y = {name: _label_index(parts[name], feats[name][1], classes) for name in parts}
     mismatch = _bn_mismatch(backbone, train, cfg, console)
+    if mismatch is not None and mismatch.severity != "info" and cfg.strategy == "auto":
+        _adapt_plan_to_mismatch(plan, cfg, mismatch, console)
     torch.manual_seed(cfg.seed)
     head = LinearHead(backbone.feature_dim, len(classes))
     weights = class_weight_vector(classes, train.class_counts()) if plan.class_weighted else None
@@ -307,6 +310,20 @@ def _bn_mismatch(backbone: Backbone, train: Examples, cfg: FitConfig, console: C
     found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed)
     console.info(f"domain check: BatchNorm statistics shift {found.value:.2f} ({found.severity})")
     return found
+
+
+def _adapt_plan_to_mismatch(plan: Plan, cfg: FitConfig, mismatch: Finding, console: Console) -> None:
+    """Data far from the pretraining data: lower layers need to adapt too, so unfreezing goes on one stage
+    longer before it gives up; with too little data to fine-tune, the plan stays frozen and says what to expect."""
+    if plan.fine_tunes:  # not written into cfg: a resumed run recomputes the check and must not add it twice
+        plan.details["unfreeze patience"] = cfg.unfreeze_patience + 1
+        why = (f"domain mismatch ({mismatch.metric} {mismatch.value:.2f}, {mismatch.severity}): unfreezing goes "
+               f"on through {cfg.unfreeze_patience + 1} stages without improvement before it stops")
+    else:
+        why = (f"domain mismatch ({mismatch.metric} {mismatch.value:.2f}, {mismatch.severity}): too few examples "
+               "to fine-tune safely; expect lower accuracy than on data like the pretraining data")
+    plan.reasons.append(why)
+    console.info(f"plan: {why}")
 
 
 def _control(data: str | Path, cfg: FitConfig, model: TransferModel, examples: Examples,
