@@ -81,6 +81,9 @@ class FitConfig:
         "skip unreadable files and bad rows (reported) instead of stopping"))
     text_column: str = field(default="text", metadata=_meta("column of a CSV/JSONL file holding the text"))
     label_column: str = field(default="label", metadata=_meta("column of a CSV/JSONL file holding the label"))
+    groups: str | None = field(default=None, metadata=_meta(
+        "per-group metrics and bias checks on the test (else validation) split: for CSV/JSONL text, the column "
+        "holding each example's group; for an image folder, a CSV manifest with columns path,group"))
     cache: bool = field(default=True, metadata=_meta("cache backbone features on disk"))
     cache_dir: str | None = field(default=None, metadata=_meta(
         "feature cache folder (default: $GRAFTWORK_CACHE or ~/.cache/graftwork)"))

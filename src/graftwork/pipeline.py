@@ -188,6 +188,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         _check_out(out, data, force, resume)
     splits = load_data(data, skip_bad_files=cfg.skip_bad_files, text_column=cfg.text_column,
                        label_column=cfg.label_column)
+    groups = _read_groups(splits, cfg) if cfg.groups else None  # bad group data fails before any training
     for note in splits.notes:
         console.info(note)
     if splits.skipped:
@@ -287,6 +288,9 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     split = "test" if "test" in parts else ("val" if "val" in parts else None)
     if split is not None and (base := baseline_finding(split, metrics[split])):
         findings.append(base)
+    if groups is not None and split is not None:
+        metrics["groups"], found_groups = _group_metrics(model, parts[split], feats[split], y[split], groups)
+        findings += found_groups
     if cfg.control and split is not None:
         found, metrics["control"] = _control(data, cfg, model, parts[split], feats[split], y[split], split, console)
         findings.append(found)
@@ -299,6 +303,27 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             shutil.rmtree(partial, ignore_errors=True)
     _summary(console, model, out)
     return model
+
+
+def _read_groups(splits: Splits, cfg: FitConfig) -> dict[str, str]:
+    """Each example's group, by origin (so the validation part carved from the training data finds its own)."""
+    from .diagnostics.groups import read_groups
+
+    assert cfg.groups is not None
+    per_split = read_groups(splits, cfg.groups, text_column=cfg.text_column, label_column=cfg.label_column)
+    return {origin: group for name, found in per_split.items()
+            for origin, group in zip(getattr(splits, name).origins, found, strict=True)}
+
+
+def _group_metrics(model: TransferModel, examples: Examples, feats: tuple[np.ndarray, np.ndarray],
+                   y: np.ndarray, groups: dict[str, str]) -> tuple[dict[str, Any], list[Finding]]:
+    from .diagnostics.groups import group_metrics
+
+    kept = [group for origin, ok in zip(examples.origins, feats[1], strict=True) if ok
+            for group in [groups[origin]]]
+    proba = model.probabilities(feats[0])
+    classes = model.classes
+    return group_metrics([classes[i] for i in y], [classes[i] for i in proba.argmax(1)], proba, classes, kept)
 
 
 def _bn_mismatch(backbone: Backbone, train: Examples, cfg: FitConfig, console: Console) -> Finding | None:

@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 import graftwork
 from graftwork.cli.main import main
@@ -89,3 +90,22 @@ def test_report_command_rewrites_the_report(tmp_path, capsys):
     assert main(["report", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert main(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_fit_with_groups_reports_them_in_metrics_and_report(tmp_path, tiny_bert):
+    from graftwork.errors import DataError
+
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "region"])
+        for i, (text, label) in enumerate(make_text_rows(per_class=30)):
+            w.writerow([text, label, "north" if i % 3 else "south"])
+    model = graftwork.fit(path, out=tmp_path / "run", backbone=f"hf:{tiny_bert}", groups="region")
+    groups = model.metrics["groups"]["groups"]
+    assert set(groups) == {"north", "south"}
+    assert sum(g["n"] for g in groups.values()) == model.metrics["val"]["n"]
+    assert "Per-group metrics" in (tmp_path / "run" / "report.html").read_text()
+    with pytest.raises(DataError, match="country") as err:
+        graftwork.fit(path, backbone=f"hf:{tiny_bert}", groups="country")
+    assert "region" in str(err.value)
