@@ -52,7 +52,8 @@ def _chart(draw: Callable[..., Figure | None]) -> Callable[..., str | None]:
             if fig is None:
                 return None
             buf = io.BytesIO()
-            cast(FigureCanvasAgg, fig.canvas).print_png(buf)
+            FigureCanvasAgg(fig)
+            fig.savefig(buf, format="png", bbox_inches="tight")  # tight: rotated stage names are not clipped
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
     return wrapper
