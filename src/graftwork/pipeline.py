@@ -485,6 +485,6 @@ def _summary(console: Console, model: TransferModel, out: str | Path | None) -> 
         if f.severity == "info":
             console.info(f"finding: {f.message}")
         else:
-            console.warn(f"{f.severity}: {f.message}" + (f"\n  what to do: {f.advice}" if f.advice else ""))
+            console.warn(f"{f.code} ({f.severity}): {f.message}" + (f"\n  what to do: {f.advice}" if f.advice else ""))
     if out is not None:
         console.info(f"saved to {Path(out)}  (graftwork predict {out} INPUT..., graftwork evaluate {out} DATA)")
