@@ -332,7 +332,26 @@ def _bn_mismatch(backbone: Backbone, train: Examples, cfg: FitConfig, console: C
 
     if backbone.modality != "image" or not backbone.info.pretrained or not bn_layers(backbone):
         return None
-    found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed)
+    memo = None
+    if cfg.cache:  # remembered beside the feature cache: a second fit on the same data needs no backbone pass
+        import hashlib
+
+        from .features.cache import content_key
+
+        h = hashlib.sha256(f"bn-check/1\0{backbone.cache_key()}\0{cfg.seed}".encode())
+        for item in train.items:
+            try:
+                h.update(content_key("image", item).encode())
+            except OSError:
+                h.update(item.encode())
+        memo = Path(cfg.cache_dir or default_cache_dir()) / "checks" / f"{h.hexdigest()[:32]}.json"
+    if memo is not None and memo.is_file():
+        found = Finding.from_dict(json.loads(memo.read_text(encoding="utf-8")))
+    else:
+        found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed)
+        if memo is not None:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            write_json(memo, found.to_dict())
     console.info(f"domain check: BatchNorm statistics shift {found.value:.2f} ({found.severity})")
     return found
 

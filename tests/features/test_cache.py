@@ -86,3 +86,18 @@ def test_different_weights_or_preprocessing_use_another_cache(tiny_bert):
     torch.manual_seed(2)
     d = build_backbone("timm:test_efficientnet", pretrained=False)
     assert c.cache_key() != d.cache_key()
+
+
+def test_domain_check_is_remembered_so_a_warm_fit_needs_no_backbone_pass(image_folder, tmp_path, count_forwards):
+    import torchvision
+
+    weights = tmp_path / "w.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), weights)
+    settings = {"backbone": "torchvision:mobilenet_v3_small", "weights": str(weights), "image_size": 32}
+    first = graftwork.fit(image_folder, **settings)  # "pretrained" (weights given): the BatchNorm check runs
+    assert "domain-mismatch-bn" in {f["code"] for f in first.metrics["findings"]}
+    before = count_forwards["examples"]
+    second = graftwork.fit(image_folder, **settings)
+    assert count_forwards["examples"] == before, "features and the domain check come from the cache"
+    assert second.metrics["mismatch"] == first.metrics["mismatch"]
