@@ -89,7 +89,7 @@ def main() -> None:
     backbone = build_backbone(BACKBONE)
 
     results: dict[str, object] = {"data": name, "n_images": len(images), "backbone": BACKBONE,
-                                  "batch_size": BATCH, "epochs": EPOCHS, "torch_threads": torch.get_num_threads()}
+                                  "batch_size": BATCH, "naive_loop_epochs": EPOCHS, "torch_threads": torch.get_num_threads()}
     results["a_raw_forward_s"] = raw_forward(backbone, images)
     settings = {"backbone": BACKBONE, "strategy": "frozen", "batch_size": BATCH, "workers": args.workers}
     t0 = time.perf_counter()
@@ -115,7 +115,7 @@ def main() -> None:
     lr = LogisticRegression(max_iter=5000).fit(scaler.transform(feats["train"]), y_tr)
     results["d_sklearn_logreg_test_acc"] = float(lr.score(scaler.transform(feats["test"]), y_te))
     results["d_graftwork_head_test_acc"] = full.metrics["test"]["accuracy"]
-    results["d_graftwork_head_10_epochs_val_acc"] = model.metrics["val"]["accuracy"]
+    results["b_fit_val_acc"] = model.metrics["val"]["accuracy"]
 
     a, first, warm, naive = (results[k] for k in ("a_raw_forward_s", "b_fit_first_s", "b_fit_warm_s",
                                                    "c_naive_loop_s"))
