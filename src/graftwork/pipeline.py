@@ -243,11 +243,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
     selection_val = None  # val metrics of the model that validation chose, when the head is refit afterwards
     if plan.strategy == "frozen" and not augmented_frozen and cfg.refit and val is not None:
-        selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
-        head = _refit_head(head, feats, y, probe.c, cfg, weights)
-        lp_record["refit"] = {"C": probe.c, "examples": int(len(y["train"]) + len(y["val"]))}
-        console.info(f"refit: head retrained on training + validation data ({lp_record['refit']['examples']} "
-                     f"examples, C={probe.c:g})")
+        head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, lp_record, console)
     stages = [lp_record | {"kept": True}]
     if plan.fine_tunes or augmented_frozen:
         resume_state = None
@@ -259,11 +255,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         stages = progress.stages
         if progress.best["stage"] == "linear probe" and plan.fine_tunes and cfg.refit:
             # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
-            selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
-            head = _refit_head(head, feats, y, probe.c, cfg, weights)
-            stages[0]["refit"] = {"C": probe.c, "examples": int(len(y["train"]) + len(y["val"]))}
-            console.info(f"refit: no stage beat the probe; head retrained on training + validation data "
-                         f"({stages[0]['refit']['examples']} examples)")
+            head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, stages[0], console)
         if progress.best["stage"] != "linear probe" and plan.fine_tunes:
             backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
             backbone.info.extra["fine_tuned"] = progress.best["stage"]
@@ -319,8 +311,7 @@ def _group_metrics(model: TransferModel, examples: Examples, feats: tuple[np.nda
                    y: np.ndarray, groups: dict[str, str]) -> tuple[dict[str, Any], list[Finding]]:
     from .diagnostics.groups import group_metrics
 
-    kept = [group for origin, ok in zip(examples.origins, feats[1], strict=True) if ok
-            for group in [groups[origin]]]
+    kept = [groups[origin] for origin, ok in zip(examples.origins, feats[1], strict=True) if ok]
     proba = model.probabilities(feats[0])
     classes = model.classes
     return group_metrics([classes[i] for i in y], [classes[i] for i in proba.argmax(1)], proba, classes, kept)
@@ -332,26 +323,9 @@ def _bn_mismatch(backbone: Backbone, train: Examples, cfg: FitConfig, console: C
 
     if backbone.modality != "image" or not backbone.info.pretrained or not bn_layers(backbone):
         return None
-    memo = None
-    if cfg.cache:  # remembered beside the feature cache: a second fit on the same data needs no backbone pass
-        import hashlib
-
-        from .features.cache import content_key
-
-        h = hashlib.sha256(f"bn-check/1\0{backbone.cache_key()}\0{cfg.seed}".encode())
-        for item in train.items:
-            try:
-                h.update(content_key("image", item).encode())
-            except OSError:
-                h.update(item.encode())
-        memo = Path(cfg.cache_dir or default_cache_dir()) / "checks" / f"{h.hexdigest()[:32]}.json"
-    if memo is not None and memo.is_file():
-        found = Finding.from_dict(json.loads(memo.read_text(encoding="utf-8")))
-    else:
-        found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed)
-        if memo is not None:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            write_json(memo, found.to_dict())
+    # remembered beside the feature cache: a second fit on the same data needs no backbone pass
+    memo = (cfg.cache_dir or default_cache_dir()) if cfg.cache else None
+    found = check_bn_mismatch(backbone, train, device=resolve_device(cfg.device), seed=cfg.seed, memo_dir=memo)
     console.info(f"domain check: BatchNorm statistics shift {found.value:.2f} ({found.severity})")
     return found
 
@@ -379,9 +353,7 @@ def _control(data: str | Path, cfg: FitConfig, model: TransferModel, examples: E
     control = run_fit(data, control_cfg, console=SILENT)
     items = [item for item, ok in zip(examples.items, feats[1], strict=True) if ok]
     x_random, _ = control.features(items, use_cache=cfg.cache, skip_bad=True)
-    with torch.no_grad():
-        pred = model.head.eval()(torch.from_numpy(feats[0]).float()).argmax(1).numpy()
-        pred_random = control.head.eval()(torch.from_numpy(x_random).float()).argmax(1).numpy()
+    pred, pred_random = model.probabilities(feats[0]).argmax(1), control.probabilities(x_random).argmax(1)
     found = control_finding(pred, pred_random, y, split)
     console.info(f"control: {found.message}")
     return found, {k: found.details[k] for k in ("split", "pretrained", "random_init", "gap", "gap_stderr")} | {
@@ -399,14 +371,21 @@ def _split_metrics(head: LinearHead, x: np.ndarray, y: np.ndarray, y_train: np.n
 
 
 def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray], c: float, cfg: FitConfig,
-                weights: list[float] | None) -> LinearHead:
+                weights: list[float] | None, classes: list[str], record: dict[str, Any],
+                console: Console) -> tuple[LinearHead, dict[str, Any]]:
     """Retrain the probe on train + val with the regularisation validation chose (like LogisticRegressionCV's
-    refit): with little data, the held-out fifth is worth more as training data than as a second opinion."""
+    refit): with little data, the held-out fifth is worth more as training data than as a second opinion.
+
+    Returns the refit head and the validation metrics of the head validation chose (before the refit); the
+    refit is noted in the probe's stage ``record``."""
+    selection_val = _split_metrics(head, feats["val"][0], y["val"], y["train"], classes)
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
     fit_probe(refit, x_all, y_all, c=c, class_weights=weights, seed=cfg.seed)
-    return refit
+    record["refit"] = {"C": c, "examples": int(len(y_all))}
+    console.info(f"refit: the probe retrained on training + validation data ({len(y_all)} examples, C={c:g})")
+    return refit, selection_val
 
 
 def _check_out(out: str | Path, data: str | Path, force: bool, resume: bool) -> None:
