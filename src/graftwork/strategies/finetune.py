@@ -170,8 +170,10 @@ class FineTuner:
         weights = settings.class_weights
         self.loss_weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
         # the network holds the pretrained backbone and the probe's head now (also when resuming: the checkpoint
-        # is loaded later), which is what drift, L2-SP and WiSE-FT compare against
-        self.initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        # is loaded later), which is what drift, L2-SP and WiSE-FT compare against; the drift monitor keeps the
+        # backbone's starting weights, so a second full copy is made only for WiSE-FT, which needs the head's too
+        self.initial_state = ({k: v.detach().clone() for k, v in net.state_dict().items()} if settings.wise
+                              else None)
         probe = [val[i] for i in range(min(PROBE_BATCH, len(val)))]  # type: ignore[arg-type]
         self.drift = DriftMonitor(net.backbone, collate(probe)[0], device) if len(probe) > 1 else None
 
@@ -347,21 +349,23 @@ class FineTuner:
     def _wise(self, progress: Progress) -> None:
         """WiSE-FT (Wortsman et al. 2022): the weights ``(1 - a) * start + a * fine_tuned`` for a few ``a``, the
         one best on validation kept (a = 1 is the fine-tuned model, already scored)."""
+        assert self.initial_state is not None
+        start = self.initial_state
         tuned = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+        def mixed(alpha: float) -> dict[str, torch.Tensor]:
+            return {k: torch.lerp(start[k].to(v.device), v, alpha) if v.is_floating_point() else v
+                    for k, v in tuned.items()}
+
         best = Score(progress.best["val_acc"], progress.best["val_loss"])
         tried, chosen = [{"alpha": 1.0, **asdict(best)}], 1.0
         for alpha in (0.25, 0.5, 0.75):
-            mixed = {k: (torch.lerp(self.initial_state[k].to(v.device), v, alpha) if v.is_floating_point() else v)
-                     for k, v in tuned.items()}
-            self.net.load_state_dict(mixed)
+            self.net.load_state_dict(mixed(alpha))
             score = self.validate()
             tried.append({"alpha": alpha, **asdict(score)})
             if score.beats(best):
                 best, chosen = score, alpha
-        alpha_state = tuned if chosen == 1.0 else {
-            k: (torch.lerp(self.initial_state[k].to(v.device), v, chosen) if v.is_floating_point() else v)
-            for k, v in tuned.items()}
-        self.net.load_state_dict(alpha_state)
+        self.net.load_state_dict(tuned if chosen == 1.0 else mixed(chosen))
         record = next(r for r in progress.stages if r["stage"] == progress.best["stage"])
         record["wise"] = {"tried": tried, "alpha": chosen}
         progress.best |= {"val_acc": best.val_acc, "val_loss": best.val_loss, "wise_alpha": chosen}
