@@ -134,6 +134,14 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
     head.set_normalization(torch.from_numpy(x_train).float())
     z = head.standardize(x_train)
     fit = ProbeFit(c=c if c is not None else DEFAULT_C, selection="given" if c is not None else "default")
+    present = np.unique(y_train)
+    if len(present) < 2:
+        with torch.no_grad():  # one class: nothing to separate, predict it
+            head.fc.weight.zero_()
+            head.fc.bias.fill_(-1e4)
+            head.fc.bias[int(present[0])] = 0.0
+        return fit
+    smallest = int(np.bincount(y_train)[present].min())
     if c is None and x_val is not None and y_val is not None and len(y_val):
         zv, clf = head.standardize(x_val), None
         for cand in PROBE_CS:
@@ -141,8 +149,8 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
             acc, loss = _score(clf, zv, y_val, num_classes)
             fit.grid.append({"C": cand, "val_acc": acc, "val_loss": loss})
         fit.c, fit.selection = _best(fit.grid), "validation"
-    elif c is None and len(np.unique(y_train)) > 1 and np.bincount(y_train)[np.unique(y_train)].min() >= 2:
-        k = int(min(5, np.bincount(y_train)[np.unique(y_train)].min()))
+    elif c is None and smallest >= 2:
+        k = min(5, smallest)
         folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y_train))
         fold_clfs: list[LogisticRegression | None] = [None] * k
         for cand in PROBE_CS:
@@ -153,11 +161,5 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
             fit.grid.append({"C": cand, "val_acc": float(np.mean([s[0] for s in scores])),
                              "val_loss": float(np.mean([s[1] for s in scores]))})
         fit.c, fit.selection = _best(fit.grid), "cross-validation"
-    if len(np.unique(y_train)) < 2:
-        with torch.no_grad():  # one class: nothing to separate, predict it
-            head.fc.weight.zero_()
-            head.fc.bias.fill_(-1e4)
-            head.fc.bias[int(y_train[0])] = 0.0
-        return fit
     _load(head, _logistic(z, y_train, fit.c, class_weights))
     return fit
