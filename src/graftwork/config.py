@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import ConfigError, Problem
 
-STRATEGIES = ("auto", "frozen", "gradual", "full")
+STRATEGIES = ("auto", "frozen", "gradual", "full", "lora")
+TASKS = ("classify", "ner")
+AUDIO_LONG = ("crop", "split")
 CLASS_WEIGHTS = ("auto", "on", "off")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -29,8 +31,10 @@ class FitConfig:
     backbone: str | None = field(default=None, metadata=_meta(
         "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder; "
         "default: the preferred one for the data's modality whose weights are available"))
+    task: str = field(default="classify", metadata=_meta(
+        "classify (one label per example) or ner (one BIO tag per token; CoNLL or JSONL tokens/tags input)"))
     strategy: str = field(default="auto", metadata=_meta(
-        "how much of the backbone to adapt: auto, frozen, gradual or full"))
+        "how much of the backbone to adapt: auto, frozen, gradual, full or lora (low-rank adapters via PEFT)"))
     probe_c: float | None = field(default=None, metadata=_meta(
         "inverse L2 strength of the linear probe (scikit-learn's C, on standardised features); default: chosen "
         "on validation data from 1e-3 to 1"))
@@ -42,6 +46,13 @@ class FitConfig:
         "each layer group below the top learns this fraction of the rate of the group above it"))
     unfreeze: int | None = field(default=None, metadata=_meta(
         "fine-tune exactly the top N layer groups (one stage) instead of the strategy's schedule"))
+    lora_r: int = field(default=8, metadata=_meta("lora: rank of the low-rank adapters"))
+    lora_alpha: float = field(default=16.0, metadata=_meta("lora: scaling of the adapters (alpha / r multiplies them)"))
+    lora_dropout: float = field(default=0.1, metadata=_meta("lora: dropout on the adapters' input"))
+    lora_targets: str | None = field(default=None, metadata=_meta(
+        "lora: comma-separated module names or a regular expression of the layers to adapt; default: chosen per "
+        "architecture (attention projections and MLP layers for transformers, convolutions and linear layers "
+        "of the top blocks for CNNs)"))
     stage_epochs: int = field(default=4, metadata=_meta("maximum epochs of each fine-tuning stage"))
     stage_patience: int = field(default=2, metadata=_meta(
         "fine-tuning epochs without validation improvement before a stage ends"))
@@ -84,6 +95,10 @@ class FitConfig:
     groups: str | None = field(default=None, metadata=_meta(
         "per-group metrics and bias checks on the test (else validation) split: for CSV/JSONL text, the column "
         "holding each example's group; for an image folder, a CSV manifest with columns path,group"))
+    audio_window: float | None = field(default=None, metadata=_meta(
+        "audio: seconds of audio the backbone sees at once (default: the backbone's own, capped at 30)"))
+    audio_long: str = field(default="split", metadata=_meta(
+        "audio clips longer than the window: crop (keep the centre) or split (windows, features averaged)"))
     cache: bool = field(default=True, metadata=_meta("cache backbone features on disk"))
     cache_dir: str | None = field(default=None, metadata=_meta(
         "feature cache folder (default: $GRAFTWORK_CACHE or ~/.cache/graftwork)"))
@@ -117,6 +132,15 @@ def validate(cfg: FitConfig) -> list[Problem]:
     """Return every problem with ``cfg`` (empty when it is valid)."""
     p: list[Problem] = []
     _check(p, cfg.strategy in STRATEGIES, "strategy", f"one of {', '.join(STRATEGIES)}", cfg.strategy)
+    _check(p, cfg.task in TASKS, "task", f"one of {', '.join(TASKS)}", cfg.task)
+    _check(p, _is_int(cfg.lora_r) and cfg.lora_r >= 1, "lora_r", "an integer >= 1", cfg.lora_r)
+    _check(p, isinstance(cfg.lora_alpha, (int, float)) and cfg.lora_alpha > 0, "lora_alpha", "a number > 0",
+           cfg.lora_alpha)
+    _check(p, isinstance(cfg.lora_dropout, (int, float)) and 0 <= cfg.lora_dropout < 1, "lora_dropout",
+           "a number in [0, 1)", cfg.lora_dropout)
+    _check(p, cfg.audio_long in AUDIO_LONG, "audio_long", f"one of {', '.join(AUDIO_LONG)}", cfg.audio_long)
+    _check(p, cfg.audio_window is None or (isinstance(cfg.audio_window, (int, float)) and 0 < cfg.audio_window <= 30),
+           "audio_window", "a number of seconds in (0, 30]", cfg.audio_window)
     _check(p, cfg.class_weights in CLASS_WEIGHTS, "class_weights", f"one of {', '.join(CLASS_WEIGHTS)}",
            cfg.class_weights)
     _check(p, cfg.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", cfg.precision)
