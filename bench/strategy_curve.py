@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--methods", default="frozen,gradual,full,scratch,auto,probe,fastai")
+    ap.add_argument("--workers", type=int, default=0, help="image-loading processes for graftwork (GPU machines)")
     ap.add_argument("--out", default="bench/results/strategy_curve.json")
     ap.add_argument("--peers-python", default=str(PEERS), help="the Python that has fastai (bench/setup_peers.sh)")
     args = ap.parse_args()
@@ -118,9 +119,9 @@ def main() -> None:
                     if r is not None:
                         row[method] = r
                     continue
-                settings = {"strategy": method}
+                settings = {"strategy": method, "workers": args.workers}
                 if method == "scratch":
-                    settings = {"strategy": "full", "pretrained": False, "lr": 3e-3, "lr_ratio": 1.0,
+                    settings = {"strategy": "full", "workers": args.workers, "pretrained": False, "lr": 3e-3, "lr_ratio": 1.0,
                                 "lr_decay": 1.0, "stage_epochs": 15, "stage_patience": 4}
                 if method == "auto":
                     from graftwork.strategies import make_plan

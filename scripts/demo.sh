@@ -11,4 +11,12 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && comm
       || echo "could not install dataset-fashion-mnist; the demo will use the textile images" >&2
   fi
 fi
+# The audio task synthesises its spoken keywords with espeak-ng; without it the demo skips that task.
+if ! command -v espeak-ng >/dev/null && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    { $SUDO apt-get install -y -qq espeak-ng || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng; }; } >/dev/null 2>&1 \
+      || echo "could not install espeak-ng; the demo will skip the audio task" >&2
+  fi
+fi
 exec .venv/bin/graftwork demo --force "$@"

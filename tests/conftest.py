@@ -109,3 +109,71 @@ def tiny_vit(tmp_path_factory) -> Path:
                        intermediate_size=64)
     ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
     return folder
+
+
+def write_tone(path: Path, freq: float, *, seconds: float = 0.6, rate: int = 16000, channels: int = 1,
+               seed: int = 0) -> Path:
+    """A sine tone with a little noise, as an audio file in the format the suffix names."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.4 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 0.01, len(t))
+    data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data.astype(np.float32), rate)
+    return path
+
+
+def make_tone_folder(root: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """``root/low`` (300-400 Hz) and ``root/high`` (2-3 kHz) tones of varied length, rate and channel count."""
+    rng = np.random.default_rng(seed)
+    rates, exts = (8000, 16000, 22050, 44100), ("wav", "flac", "ogg")
+    for label, (lo, hi) in {"low": (300, 400), "high": (2000, 3000)}.items():
+        for i in range(per_class):
+            write_tone(root / label / f"{label}_{i}.{exts[i % 3]}", float(rng.uniform(lo, hi)),
+                       seconds=float(rng.uniform(0.2, 0.9)), rate=rates[i % 4], channels=1 + i % 2, seed=i)
+    return root
+
+
+@pytest.fixture
+def tone_folder(tmp_path) -> Path:
+    return make_tone_folder(tmp_path / "tones")
+
+
+@pytest.fixture
+def tone():
+    """:func:`write_tone`, for test folders that cannot import this module."""
+    return write_tone
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    """A 2-layer Whisper (32-d) saved as a Hugging Face model folder, with the default feature extractor."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    torch.manual_seed(0)
+    config = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, vocab_size=64,
+                           pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3,
+                           max_target_positions=16, num_mel_bins=80, max_source_positions=1500)
+    WhisperModel(config).save_pretrained(folder)
+    WhisperFeatureExtractor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory) -> Path:
+    """A 2-layer Wav2Vec2 (32-d, two conv layers, 80 samples per frame) with no preprocessor config."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(16, 16), conv_stride=(10, 8), conv_kernel=(10, 8), vocab_size=8,
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    Wav2Vec2Model(config).save_pretrained(folder)
+    return folder

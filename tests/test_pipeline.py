@@ -140,7 +140,7 @@ def test_backbones_listing():
     rows = graftwork.backbones()
     names = [r["name"] for r in rows]
     assert "torchvision:mobilenet_v2" in names and "hf:sentence-transformers/all-MiniLM-L6-v2" in names
-    assert {r["modality"] for r in rows} == {"image", "text"}
+    assert {r["modality"] for r in rows} == {"image", "text", "audio"}
     assert all(isinstance(r["offline"], bool) and r["feature_dim"] > 0 for r in rows)
     assert all(r["offline"] for r in graftwork.backbones(offline_only=True))
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False, verbose: bool = False,
         **settings: Any) -> TransferModel:
-    """Train a model on ``data`` (an image folder, or a CSV/JSONL file of ``text,label``).
+    """Train a model on ``data`` (an image or audio folder, or a CSV/JSONL file of ``text,label``).
 
     ``settings`` are the fields of :class:`FitConfig` (``backbone``, ``strategy``, ``seed``, ...).
     With ``out``, the run folder is written there (an existing non-empty folder needs ``force=True``).
@@ -37,7 +37,12 @@ def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False,
 
 
 def load(path: str | Path, *, device: str = "auto") -> TransferModel:
-    """Load a run folder written by :func:`fit` (or ``graftwork fit``)."""
+    """Load a run folder written by :func:`fit` (or ``graftwork fit``); an NER run loads as a
+    :class:`graftwork.ner.NerModel`."""
+    from .ner import NerModel, is_ner_run
+
+    if is_ner_run(path):
+        return NerModel.load(path, device=device)  # type: ignore[return-value]
     return TransferModel.load(path, device=device)
 
 

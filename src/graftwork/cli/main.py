@@ -1,4 +1,4 @@
-"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, report, demo.
+"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, report, export, demo.
 
 Errors graftwork anticipates (bad data, bad settings, missing weights) are printed as a short message with a
 hint and exit with status 2; ``--debug`` shows the traceback. JSON goes to stdout, everything else to stderr.
@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console as RichConsole
 
+from ..config import STRATEGIES
 from ..console import Console
 from ..errors import ConfigError, DataError, GraftworkError
 from .options import add_fit_options, fit_config_from_args
@@ -51,7 +52,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..model import TransferModel
+    from ..ner import is_ner_run
 
+    if is_ner_run(args.run):
+        from ..ner.cli import evaluate_ner
+
+        return evaluate_ner(args)
     console = Console(verbose=not args.quiet)
     model = TransferModel.load(args.run, device=args.device, console=console)
     result = model.evaluate(args.data, use_cache=not args.no_cache, skip_bad_files=args.skip_bad_files,
@@ -91,16 +97,16 @@ def _read_text_inputs(values: list[str], column: str) -> list[str]:
     return texts
 
 
-def _read_image_inputs(values: list[str]) -> list[str]:
-    from ..data.images import is_image_file
+def _read_file_inputs(values: list[str], modality: str) -> list[str]:
+    from ..data.files import file_modality
 
     paths: list[str] = []
     for v in values:
         p = Path(v)
         if p.is_dir():
-            paths += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and is_image_file(f)]
+            paths += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and file_modality(f) == modality]
         elif not p.exists():
-            raise DataError(f"{v}: no such file.", hint="pass image file paths (or a folder of images).")
+            raise DataError(f"{v}: no such file.", hint=f"pass {modality} file paths (or a folder of them).")
         else:
             paths.append(v)
     return paths
@@ -108,9 +114,16 @@ def _read_image_inputs(values: list[str]) -> list[str]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..model import TransferModel
+    from ..ner import is_ner_run
 
+    if is_ner_run(args.run):
+        from ..ner.cli import predict_ner
+
+        return predict_ner(args, _read_text_inputs(args.inputs, args.text_column))
     model = TransferModel.load(args.run, device=args.device, console=Console(verbose=not args.quiet))
-    inputs = (_read_image_inputs(args.inputs) if model.modality == "image"
+    from ..data.files import reads_files
+
+    inputs = (_read_file_inputs(args.inputs, model.modality) if reads_files(model.modality)
               else _read_text_inputs(args.inputs, args.text_column))
     if not inputs:
         raise DataError("nothing to predict: no inputs.", hint="pass image paths, texts, '-' (stdin) or a CSV.")
@@ -165,7 +178,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         from ..data import stratified_split
 
         train = train.subset(stratified_split(train.labels, args.val_fraction, seed=0)[0])
-    plan = make_plan(args.strategy, train.class_counts(), unfreeze=args.unfreeze, class_weights=args.class_weights)
+    plan = make_plan(args.strategy, train.class_counts(), unfreeze=args.unfreeze, class_weights=args.class_weights,
+                     backbone_params=_catalogue_params(args.backbone))
     if args.json:
         _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped})
     else:
@@ -173,6 +187,27 @@ def cmd_advise(args: argparse.Namespace) -> int:
         if splits.skipped:
             _out().print(f"note: {len(splits.skipped)} bad input(s) would stop `fit` (see --skip-bad-files)",
                          markup=False)
+    return 0
+
+
+def _catalogue_params(name: str | None) -> int | None:
+    """Parameters of a catalogue backbone, without building it (None when it is not in the catalogue)."""
+    from ..backbones.registry import CATALOGUE
+
+    known = {k.name: k for k in CATALOGUE}
+    return int(known[name].params_m * 1e6) if name in known else None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..model import TransferModel
+
+    if not args.merge:
+        raise ConfigError("export needs --merge (the only export so far: LoRA adapters merged into the backbone).",
+                          hint="graftwork export RUN --merge --out NEW_RUN")
+    model = TransferModel.load(args.run, device="cpu")
+    merged = model.merge_adapters()
+    path = model.save(args.out, force=args.force)
+    sys.stderr.write(f"merged {merged} adapted layers into the backbone; wrote {path}\n")
     return 0
 
 
@@ -243,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--offline", action="store_true", help="only those whose weights are on this machine")
     bb.add_argument("--names", action="store_true", help="bare names, one per line")
     bb.add_argument("--json", action="store_true", help="print JSON on stdout")
-    bb.add_argument("--modality", choices=["image", "text"], help="only this modality")
+    bb.add_argument("--modality", choices=["image", "text", "audio"], help="only this modality")
     bb.set_defaults(func=cmd_backbones)
 
     rk = sub.add_parser("rank", help="rank candidate backbones for DATA on frozen features, before training",
@@ -269,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     adv = sub.add_parser("advise", help="the plan fit would follow on DATA, and why, without training")
     adv.add_argument("data", metavar="DATA")
-    adv.add_argument("--strategy", default="auto", choices=["auto", "frozen", "gradual", "full"])
+    adv.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
+    adv.add_argument("--backbone", default=None, help="the backbone fit would use (its size can change the plan)")
     adv.add_argument("--unfreeze", type=int, default=None)
     adv.add_argument("--class-weights", default="auto", choices=["auto", "on", "off"])
     adv.add_argument("--val-fraction", type=float, default=0.2)
@@ -277,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--label-column", default="label")
     adv.add_argument("--json", action="store_true", help="print JSON on stdout")
     adv.set_defaults(func=cmd_advise)
+
+    ex = sub.add_parser("export", help="write a copy of a run in another form (--merge: LoRA adapters merged)")
+    ex.add_argument("run", metavar="RUN_DIR")
+    ex.add_argument("--merge", action="store_true",
+                    help="merge a LoRA run's adapters into the backbone weights (same predictions, no adapter "
+                         "overhead, loadable without PEFT)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="the new run folder")
+    ex.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    ex.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="offline demo on real data with real pretrained weights")
     demo.add_argument("--out", default="graftwork-demo", metavar="DIR", help="where to write the demo runs")

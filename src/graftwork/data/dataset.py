@@ -8,14 +8,19 @@ from typing import Literal
 
 import numpy as np
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "audio"]
+FILE_MODALITIES = ("image", "audio")  # examples are file paths, read (and hashed for the cache) from disk
+
+
+class DecodeError(Exception):
+    """An example file that cannot be decoded (image or audio); the message says why, the caller says where."""
 
 
 @dataclass
 class Examples:
     """Labelled examples of one split.
 
-    ``items`` are image file paths or texts; ``origins`` say where each came from (``file:line`` for text) so
+    ``items`` are image or audio file paths, or texts; ``origins`` say where each came from (``file:line`` for text) so
     that problems can be reported precisely.
     """
 

@@ -1,4 +1,4 @@
-"""Image folders: finding the images of each class and decoding any image into RGB."""
+"""Image files: recognising them and decoding any image into RGB (class folders are scanned in :mod:`.files`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ..errors import ProblemList
-from .dataset import Examples
+from .dataset import DecodeError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
-class ImageDecodeError(Exception):
+class ImageDecodeError(DecodeError):
     """An image file that cannot be decoded; the message says why."""
 
 
@@ -23,28 +22,6 @@ def is_image_file(path: Path) -> bool:
 
 def list_class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-
-
-def scan_class_folders(root: Path, problems: ProblemList, *, ignored: list[str]) -> Examples:
-    """Read ``root/<class>/<image>`` (images may sit in nested sub-folders of a class folder)."""
-    items: list[str] = []
-    labels: list[str] = []
-    for class_dir in list_class_dirs(root):
-        files = sorted(p for p in class_dir.rglob("*")  # hidden files and folders (.DS_Store, .thumbnails/) skipped
-                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(class_dir).parts))
-        images = [p for p in files if is_image_file(p)]
-        ignored += [str(p) for p in files if not is_image_file(p)]
-        if not images:
-            problems.add(str(class_dir), "class folder holds no images "
-                         f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-            continue
-        for path in images:
-            if path.stat().st_size == 0:
-                problems.add(str(path), "empty file (0 bytes)")
-                continue
-            items.append(str(path))
-            labels.append(class_dir.name)
-    return Examples("image", items, labels, origins=list(items))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -2,7 +2,7 @@
 
 Layouts understood:
 
-* a folder with one sub-folder of images per class;
+* a folder with one sub-folder of images, or of audio files, per class;
 * a folder with ``train/`` (and optional ``val/``, ``test/``) sub-folders, each in that form;
 * a ``.csv`` or ``.jsonl`` file with ``text,label`` (optional ``group``) columns;
 * a folder holding ``train.csv`` (or ``.jsonl``) and optional ``val``/``test`` files.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import DataError, ProblemList
 from .dataset import Examples, Splits
-from .images import IMAGE_EXTENSIONS, is_image_file, list_class_dirs, scan_class_folders
+from .files import all_extensions, file_modality, scan_class_folders
+from .images import list_class_dirs
 from .text import TEXT_EXTENSIONS, read_text_file
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -85,14 +86,21 @@ def load_data(path: str | Path, *, skip_bad_files: bool = False, text_column: st
         targets = dirs if dirs else {"train": root}
         for split, folder in targets.items():
             if not list_class_dirs(folder):
-                loose = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
+                loose = [m for p in folder.iterdir() if p.is_file() and (m := file_modality(p))]
+                kind = "images" if not loose or loose[0] == "image" else f"{loose[0]} files"
                 raise DataError(
-                    f"{folder}: no class sub-folders found" + (f" ({len(loose)} loose images)." if loose else "."),
-                    hint=f"arrange images as {folder}/<class name>/<image> (extensions: "
-                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}), or pass a .csv/.jsonl file for text.")
+                    f"{folder}: no class sub-folders found" + (f" ({len(loose)} loose {kind})." if loose else "."),
+                    hint=f"arrange images as {folder}/<class name>/<image> (audio clips likewise; extensions: "
+                         f"{all_extensions()}), or pass a .csv/.jsonl file for text.")
             splits[split] = scan_class_folders(folder, problems, ignored=ignored)
+        kinds = {ex.modality for ex in splits.values() if len(ex)}
+        if len(kinds) > 1:
+            raise DataError(f"{root}: the splits hold different kinds of files "
+                            f"({', '.join(f'{s}: {ex.modality}' for s, ex in splits.items())}).",
+                            hint="every split of a dataset must hold the same modality.")
         if ignored:
-            notes.append(f"ignored {len(ignored)} file(s) that are not images, e.g. {ignored[0]}")
+            kind = next(iter(kinds), "image")
+            notes.append(f"ignored {len(ignored)} file(s) that are not {kind} files, e.g. {ignored[0]}")
 
     _finish(problems, skipped, skip_bad_files, str(root))
     out = Splits(source=str(root), train=splits["train"], val=splits.get("val"), test=splits.get("test"),

@@ -13,7 +13,8 @@ from .dataset import Examples
 TEXT_EXTENSIONS = {".csv", ".jsonl"}
 
 
-def _decode(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """A text file's content; a file that is not UTF-8 is an error naming the line of the first bad byte."""
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -68,7 +69,7 @@ def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str]
 def read_texts(path: Path, column: str = "text") -> list[str]:
     """The texts of one column of a CSV/JSONL file, for prediction (no labels needed); strict like training."""
     problems = ProblemList()
-    raw = _decode(path)
+    raw = read_utf8(path)
     columns, rows = _rows_jsonl(path, raw, problems) if path.suffix.lower() == ".jsonl" else _rows_csv(path, raw)
     if rows and column not in columns:
         raise DataError(f"{path}: no column {column!r}; found {columns}.", hint="pass --text-column NAME.")
@@ -90,7 +91,7 @@ def read_text_file(path: Path, problems: ProblemList, *, text_column: str = "tex
     """Read one CSV/JSONL file of labelled texts. Bad rows are added to ``problems``, good ones returned."""
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty.", hint=f"it needs a header row `{text_column},{label_column}`.")
-    raw = _decode(path)
+    raw = read_utf8(path)
     if path.suffix.lower() == ".jsonl":
         columns, rows = _rows_jsonl(path, raw, problems)
     else:

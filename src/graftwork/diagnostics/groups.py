@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from ..data.dataset import Splits
-from ..data.text import _decode, _rows_csv, _rows_jsonl, read_text_file
+from ..data.files import reads_files
+from ..data.text import _rows_csv, _rows_jsonl, read_text_file, read_utf8
 from ..errors import DataError, ProblemList
 from .findings import SEVERITIES, Finding
 
@@ -394,7 +395,7 @@ def _text_groups(path: Path, column: str, text_column: str, label_column: str) -
     examples = read_text_file(path, ProblemList(), text_column=text_column, label_column=label_column,
                               group_column=column)
     if examples.groups is None:
-        raw = _decode(path)
+        raw = read_utf8(path)
         columns = (_rows_jsonl(path, raw, ProblemList())[0] if path.suffix.lower() == ".jsonl"
                    else _rows_csv(path, raw)[0])
         raise DataError(f"{path}: no group column {column!r}; the columns are {columns}.",
@@ -439,7 +440,7 @@ def read_image_groups(manifest: str | Path, data_root: str | Path, images: Itera
         raise DataError(f"{manifest}: no such file.", hint="pass a CSV file with the header `path,group`.")
     if manifest.stat().st_size == 0:
         raise DataError(f"{manifest}: the file is empty.", hint="it needs a header row `path,group`.")
-    columns, rows = _rows_csv(manifest, _decode(manifest))
+    columns, rows = _rows_csv(manifest, read_utf8(manifest))
     missing = [c for c in ("path", "group") if c not in columns]
     if missing:
         raise DataError(f"{manifest}:1: the header lacks column(s) {', '.join(repr(c) for c in missing)}; "
@@ -495,7 +496,7 @@ def read_groups(splits: Splits, groups: str | Path, *, text_column: str = "text"
     subsets of a split line up too.
     """
     present = {name: getattr(splits, name) for name in ("train", "val", "test") if getattr(splits, name) is not None}
-    if splits.modality == "image":
+    if reads_files(splits.modality):  # image or audio folder: a path,group manifest
         everything = [im for ex in present.values() for im in ex.items]
         mapping = read_image_groups(groups, splits.source, everything)
         return {name: [mapping[im] for im in ex.items] for name, ex in present.items()}

@@ -174,13 +174,14 @@ def _sample(n: int, limit: int, seed: int) -> np.ndarray:
 def prepared_batches(backbone: Backbone, modality: str, items: list[str], *, batch_size: int = 32
                      ) -> Iterator[Any]:
     """Batches of ``items`` prepared as the backbone prepares them (unreadable images are skipped)."""
-    from ..data.images import ImageDecodeError, load_image
+    from ..data.dataset import DecodeError
+    from ..data.files import load_raw
 
     chunk: list[Any] = []
     for item in items:
         try:
-            chunk.append(backbone.prepare(load_image(item) if modality == "image" else item))
-        except (ImageDecodeError, OSError):
+            chunk.append(backbone.prepare(load_raw(modality, item)))
+        except (DecodeError, OSError):
             continue
         if len(chunk) == batch_size:
             yield backbone.collate(chunk)
@@ -320,11 +321,13 @@ def compare_to_random(pred_pretrained: np.ndarray | None, pred_random: np.ndarra
 def random_control(backbone: Backbone, *, seed: int = 0) -> Backbone:
     """The same architecture as ``backbone``, randomly initialised (seeded), with the same preprocessing."""
     from ..backbones import build_backbone
+    from ..backbones.audio import options_from_preprocessing
 
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        control = build_backbone(backbone.info.name, pretrained=False)
+        control = build_backbone(backbone.info.name, pretrained=False,
+                                 **options_from_preprocessing(backbone.preprocessing))
     finally:
         torch.random.set_rng_state(state)
     match_preprocessing(control, backbone)

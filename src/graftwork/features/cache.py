@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.files import reads_files
+
 
 def default_cache_dir() -> Path:
     env = os.environ.get("GRAFTWORK_CACHE")
@@ -26,8 +28,8 @@ def default_cache_dir() -> Path:
 
 
 def content_key(modality: str, item: str) -> str:
-    """Hash of an example's content. Images are read here; a read error propagates to the caller."""
-    if modality == "image":
+    """Hash of an example's content. Files (images, audio) are read here; a read error propagates to the caller."""
+    if reads_files(modality):
         data = Path(item).read_bytes()
     else:
         data = item.encode("utf-8")

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..backbones.base import Backbone
 from ..console import SILENT, Console
-from ..data.images import ImageDecodeError, load_image
+from ..data.dataset import DecodeError
+from ..data.files import load_raw
 from ..errors import Problem
 from .cache import FeatureCache, content_key
 
@@ -38,9 +39,8 @@ class _RawDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         try:
-            raw = load_image(self.items[i]) if self.modality == "image" else self.items[i]
-            return i, self.backbone.prepare(raw), None
-        except ImageDecodeError as e:
+            return i, self.backbone.prepare(load_raw(self.modality, self.items[i])), None
+        except DecodeError as e:
             return i, None, str(e)
 
 
@@ -69,7 +69,7 @@ def resolve_device(device: str) -> torch.device:
 def extract_features(backbone: Backbone, modality: str, items: list[str], origins: list[str], *,
                      cache: FeatureCache | None, batch_size: int = 32, device: torch.device | None = None,
                      workers: int = 0, console: Console = SILENT, description: str = "features") -> Extracted:
-    """Features for ``items`` (image paths or texts), from the cache where possible."""
+    """Features for ``items`` (image or audio paths, or texts), from the cache where possible."""
     device = device or torch.device("cpu")
     n = len(items)
     problems: list[Problem] = []

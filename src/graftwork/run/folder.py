@@ -5,6 +5,7 @@ Layout::
     config.json         backbone identity and weights fingerprint, classes, preprocessing, plan, settings, versions
     head.safetensors    the trained head
     backbone.safetensors  backbone weights, only when they are not the pretrained ones (e.g. random init)
+    adapter.safetensors   LoRA adapter weights (strategy lora): the pretrained backbone + these give the model
     metrics.json        validation/test metrics, baselines, every stage, findings, drift, data summary
     report.html         the same, for people: one self-contained page with the plots
 
@@ -29,6 +30,7 @@ from ..errors import RunFolderError
 CONFIG = "config.json"
 HEAD = "head.safetensors"
 BACKBONE = "backbone.safetensors"
+ADAPTER = "adapter.safetensors"
 METRICS = "metrics.json"
 
 
@@ -61,7 +63,8 @@ def write_json(path: Path, data: Any) -> None:
 
 def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, torch.Tensor],
                     metrics: dict[str, Any], backbone: dict[str, torch.Tensor] | None = None,
-                    force: bool = False, extra: dict[str, str] | None = None) -> Path:
+                    force: bool = False, extra: dict[str, str] | None = None,
+                    adapter: dict[str, torch.Tensor] | None = None) -> Path:
     """Write the run folder; ``extra`` maps further file names (e.g. the report) to their text."""
     path = check_out_dir(out, force)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,8 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
         save_file({k: v.contiguous() for k, v in head.items()}, str(staging / HEAD))
         if backbone is not None:
             save_file({k: v.contiguous() for k, v in backbone.items()}, str(staging / BACKBONE))
+        if adapter is not None:
+            save_file({k: v.contiguous() for k, v in adapter.items()}, str(staging / ADAPTER))
         write_json(staging / CONFIG, config)
         write_json(staging / METRICS, metrics)
         for name, text in (extra or {}).items():
@@ -108,3 +113,9 @@ def read_run_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     head = load_file(str(root / HEAD))
     backbone = load_file(str(root / BACKBONE)) if (root / BACKBONE).is_file() else None
     return config, head, metrics, backbone
+
+
+def read_adapter(path: str | Path) -> dict[str, torch.Tensor] | None:
+    """The run's LoRA adapter weights, or None when it has none."""
+    file = Path(path).expanduser() / ADAPTER
+    return load_file(str(file)) if file.is_file() else None

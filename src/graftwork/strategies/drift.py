@@ -60,10 +60,11 @@ class DriftMonitor:
     """Compares each layer group with its pretrained state on a fixed batch; created before fine-tuning starts,
     while the network still holds the pretrained weights."""
 
-    def __init__(self, backbone: Backbone, batch: Any, device: torch.device):
+    def __init__(self, backbone: Backbone, batch: Any, device: torch.device, *, track_weights: bool = True):
         self.backbone, self.batch, self.device = backbone, batch, device
         self.groups = backbone.layer_groups()
-        self.start_weights = [[p.detach().clone() for p in g.params] for g in self.groups]
+        # without track_weights (LoRA: the base weights never change) only representations are compared
+        self.start_weights = [[p.detach().clone() for p in g.params] if track_weights else [] for g in self.groups]
         self.start_acts = self._activations()
 
     def _activations(self) -> dict[str, torch.Tensor]:
@@ -106,6 +107,8 @@ class DriftMonitor:
         """Sum of squared distances of the trainable backbone weights from their pretrained values."""
         total = torch.zeros((), device=self.device)
         for group, start in zip(self.groups, self.start_weights, strict=True):
+            if not start:
+                continue
             for p, s in zip(group.params, start, strict=True):
                 if p.requires_grad:
                     total = total + (p - s.to(p.device)).pow(2).sum()

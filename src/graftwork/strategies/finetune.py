@@ -16,7 +16,6 @@ State is checkpointed atomically at the end of every epoch, and every epoch re-s
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import tempfile
@@ -36,6 +35,7 @@ from ..console import SILENT, Console
 from .drift import PROBE_BATCH, DriftMonitor, forgetting
 from .freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
 from .inputs import collate_for
+from .lora import ADAPTER_MARK, adapter_parameters, set_lora_train_mode
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -85,6 +85,8 @@ class FineTuneSettings:
     wise: bool = False  # interpolate pretrained and fine-tuned weights, chosen on validation
     backoff: bool = False  # on a forgetting finding: lower the stage's rates and restore its best weights
     backoff_factor: float = 0.1
+    lora: bool = False  # the backbone holds LoRA adapters: train them (and the head), nothing else
+    workers: int = 0  # data-loading processes (decoding is cached; augmentation runs in them)
 
 
 @dataclass
@@ -124,7 +126,8 @@ def _seed_epoch(seed: int, stage: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(s)
 
 
-def _warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up over ``warmup_fraction`` of the steps, then cosine to 0."""
     warmup = max(1, int(round(total_steps * warmup_fraction)))
 
     def factor(step: int) -> float:
@@ -165,7 +168,8 @@ class FineTuner:
         self.console = console
         self.on_epoch_end = on_epoch_end or []
         collate = collate_for(net.backbone)
-        self.val_loader = DataLoader(val, batch_size=settings.batch_size * 2, shuffle=False, collate_fn=collate)
+        self.val_loader = DataLoader(val, batch_size=settings.batch_size * 2, shuffle=False, collate_fn=collate,
+                                     num_workers=settings.workers)
         self.collate = collate
         weights = settings.class_weights
         self.loss_weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
@@ -175,7 +179,9 @@ class FineTuner:
         self.initial_state = ({k: v.detach().clone() for k, v in net.state_dict().items()} if settings.wise
                               else None)
         probe = [val[i] for i in range(min(PROBE_BATCH, len(val)))]  # type: ignore[arg-type]
-        self.drift = DriftMonitor(net.backbone, collate(probe)[0], device) if len(probe) > 1 else None
+        # LoRA leaves the base weights untouched: no copy of them is kept (it would cost what LoRA saves)
+        self.drift = (DriftMonitor(net.backbone, collate(probe)[0], device, track_weights=not settings.lora)
+                      if len(probe) > 1 else None)
 
     # -- evaluation ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -198,13 +204,30 @@ class FineTuner:
 
     # -- one stage -----------------------------------------------------------------------------------------
     def _optimizer(self, n_unfrozen: int) -> tuple[torch.optim.Optimizer, Any, list[dict[str, Any]]]:
-        unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
         for p in self.net.head.parameters():
             p.requires_grad_(True)
+        if self.s.lora:
+            adapters = adapter_parameters(self.net.backbone)
+            for p in self.net.backbone.parameters():
+                p.requires_grad_(False)
+            for p in adapters:
+                p.requires_grad_(True)
+            groups = param_groups(self.net.head, [], [], self.s.lr, self.s.weight_decay)
+            # the adapters learn at the head's rate: B starts at zero, so a high rate cannot jump away from the
+            # pretrained function the way it would on the full weights (Hu et al. 2021 use 1e-4 to 5e-4 with
+            # larger batches)
+            groups.append({"name": "lora adapters", "params": adapters, "lr": self.s.lr,
+                           "weight_decay": self.s.weight_decay})
+            rates_out = [{"group": "lora adapters", "lr": self.s.lr, "params": sum(p.numel() for p in adapters)}]
+            opt = torch.optim.AdamW(groups)
+            steps = self.s.stage_epochs * self._batches_per_epoch()
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, self.s.warmup_fraction))
+            return opt, sched, rates_out
+        unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
         rates = discriminative_rates(unfrozen, self.s.lr, self.s.lr_ratio, self.s.lr_decay)
         opt = torch.optim.AdamW(param_groups(self.net.head, unfrozen, rates, self.s.lr, self.s.weight_decay))
         steps = self.s.stage_epochs * self._batches_per_epoch()
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps, self.s.warmup_fraction))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, self.s.warmup_fraction))
         return opt, sched, [r.to_dict() for r in rates]
 
     def _batches_per_epoch(self) -> int:
@@ -219,8 +242,12 @@ class FineTuner:
     def _train_epoch(self, opt: torch.optim.Optimizer, sched: Any, n_unfrozen: int,
                      generator: torch.Generator) -> tuple[float, float]:
         loader = DataLoader(self.train_ds, batch_size=self.s.batch_size, shuffle=True, generator=generator,
-                            collate_fn=self.collate, drop_last=self._drop_last())
-        set_train_mode(self.net, self.net.backbone, n_unfrozen)
+                            collate_fn=self.collate, drop_last=self._drop_last(), num_workers=self.s.workers)
+        if self.s.lora:
+            self.net.train()
+            set_lora_train_mode(self.net.backbone)
+        else:
+            set_train_mode(self.net, self.net.backbone, n_unfrozen)
         params = [p for g in opt.param_groups for p in g["params"]]
         total, correct, n = 0.0, 0, 0
         for batch, y in loader:
@@ -244,27 +271,31 @@ class FineTuner:
     # -- the schedule --------------------------------------------------------------------------------------
     def run(self, progress: Progress, resume: dict[str, Any] | None = None) -> Progress:
         """Run (or continue) the schedule; the network ends with the best stage's weights."""
-        best_state = copy.deepcopy(self.net.state_dict()) if resume is None else resume["best_net"]
+        best_state = self._snapshot() if resume is None else resume["best_net"]
         while progress.stage < len(progress.schedule) and not progress.done:
             n_unfrozen = progress.schedule[progress.stage]
             opt, sched, rates = self._optimizer(n_unfrozen)
             fresh = True
             if resume is not None:
-                self.net.load_state_dict(resume["net"])
+                self._restore(resume["net"])
                 if progress.epoch > 0 and resume["optimizer"] is not None:  # continue inside this stage
                     opt.load_state_dict(resume["optimizer"])
                     sched.load_state_dict(resume["scheduler"])
                     fresh = False
                 resume_stage_best = resume["stage_best_net"]
                 resume = None
-            stage_best_state = copy.deepcopy(self.net.state_dict()) if fresh else resume_stage_best
+            stage_best_state = self._snapshot() if fresh else resume_stage_best
             if fresh:
-                name = f"unfreeze {n_unfrozen}" if n_unfrozen else "head on augmented images"
-                progress.stages.append({"stage": name, "unfrozen_groups": n_unfrozen,
-                                        "rates": rates, "history": []})
+                name = ("lora" if self.s.lora else f"unfreeze {n_unfrozen}" if n_unfrozen
+                        else "head on augmented images")
+                trainable = sum(p.numel() for g in opt.param_groups for p in g["params"])
+                progress.stages.append({"stage": name, "unfrozen_groups": 0 if self.s.lora else n_unfrozen,
+                                        "rates": rates, "trainable_params": trainable, "history": []})
                 progress.stage_best, progress.bad_epochs = None, 0
             record = progress.stages[-1]
-            label = f"stage {progress.stage + 1}/{len(progress.schedule)}: top {n_unfrozen} group(s) trainable"
+            label = (f"stage {progress.stage + 1}/{len(progress.schedule)}: "
+                     + ("LoRA adapters and head trainable" if self.s.lora else
+                        f"top {n_unfrozen} group(s) trainable"))
             with self.console.progress(label, self.s.stage_epochs - progress.epoch) as advance:
                 while progress.epoch < self.s.stage_epochs and progress.bad_epochs < self.s.stage_patience:
                     t0 = time.perf_counter()
@@ -279,26 +310,26 @@ class FineTuner:
                     improved = score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev else None)
                     if improved:
                         progress.stage_best = {"epoch": progress.epoch, **asdict(score)}
-                        stage_best_state = copy.deepcopy(self.net.state_dict())
+                        stage_best_state = self._snapshot()
                         progress.bad_epochs = 0
                     else:
                         progress.bad_epochs += 1
                     # forgetting is drift without any gain over the best model so far (the probe included)
                     gained = score.beats(Score(progress.best["val_acc"], progress.best["val_loss"]))
                     if self._check_drift(record, progress, n_unfrozen, gained, opt, sched):
-                        self.net.load_state_dict(stage_best_state)
+                        self._restore(stage_best_state)
                     self._checkpoint(progress, opt, sched, best_state, stage_best_state)
                     for callback in self.on_epoch_end:
                         callback(progress)
                     advance(1)
-            self.net.load_state_dict(stage_best_state)
+            self._restore(stage_best_state)
             sb = progress.stage_best or {"epoch": 0, "val_acc": 0.0, "val_loss": float("inf")}
             record.update({"best_epoch": sb["epoch"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]})
             self.console.info(f"  stage {record['stage']}: val accuracy {sb['val_acc']:.4f} "
                               f"(best so far {progress.best['val_acc']:.4f}, {progress.best['stage']})")
             if Score(sb["val_acc"], sb["val_loss"]).beats(Score(progress.best["val_acc"], progress.best["val_loss"])):
                 progress.best = {"stage": record["stage"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]}
-                best_state = copy.deepcopy(self.net.state_dict())
+                best_state = self._snapshot()
                 progress.stale_stages = 0
             else:
                 progress.stale_stages += 1
@@ -308,7 +339,7 @@ class FineTuner:
             progress.stage += 1
             progress.epoch = 0
             self._checkpoint(progress, None, None, best_state, stage_best_state)
-        self.net.load_state_dict(best_state)
+        self._restore(best_state)
         if self.s.wise and progress.best["stage"] != "linear probe" and not progress.done_wise:
             self._wise(progress)
         for p in self.net.parameters():
@@ -317,6 +348,17 @@ class FineTuner:
         for r in progress.stages:
             r["kept"] = r["stage"] == progress.best["stage"]
         return progress
+
+    def _snapshot(self, copy: bool = True) -> dict[str, torch.Tensor]:
+        """The weights a stage can change: everything, or with LoRA only the adapters and the head (the base
+        weights stay the pretrained ones, and copying them at every improvement would cost what LoRA saves)."""
+        state = self.net.state_dict()
+        if self.s.lora:
+            state = {k: v for k, v in state.items() if ADAPTER_MARK in k or k.startswith("head.")}
+        return {k: v.detach().clone() for k, v in state.items()} if copy else state
+
+    def _restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict(state, strict=not self.s.lora)
 
     def _check_drift(self, record: dict[str, Any], progress: Progress, n_unfrozen: int, improved: bool,
                      opt: torch.optim.Optimizer, sched: Any) -> bool:
@@ -377,6 +419,6 @@ class FineTuner:
         if self.checkpoint_dir is None:
             return
         save_checkpoint(self.checkpoint_dir, {
-            "format": 1, "progress": asdict(progress), "net": self.net.state_dict(), "best_net": best,
+            "format": 1, "progress": asdict(progress), "net": self._snapshot(copy=False), "best_net": best,
             "stage_best_net": stage_best, "optimizer": opt.state_dict() if opt else None,
             "scheduler": sched.state_dict() if sched else None, "rng": torch.get_rng_state()})

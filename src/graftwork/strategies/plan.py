@@ -8,6 +8,12 @@
   validation improves; it keeps the probe when fine-tuning does not help, so it costs time, never accuracy on
   validation;
 * from ``FULL_FROM`` on: ``full``: enough data to adapt every layer (after the probe), with discriminative rates.
+
+A large backbone (``LORA_FROM_PARAMS``, 80 million parameters, or more: roberta-base, ViT-B and up) gets ``lora``
+instead of ``gradual`` or ``full``: fine-tuning every weight of such a network costs gradients and AdamW moments
+for all of them (about 3x the weights' memory) and overfits a small dataset easily, while low-rank adapters train
+~1% of the weights and keep most of the gain (Hu et al. 2021). Smaller backbones fine-tune directly, which is
+cheap for them and adapts them fully.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 
 FROZEN_BELOW = 25
 FULL_FROM = 10_000
+LORA_FROM_PARAMS = 80_000_000
 IMBALANCE_RATIO = 3.0
 
 _WHAT = {
@@ -26,6 +33,8 @@ _WHAT = {
     "gradual": "linear probe on cached features, then unfreeze 1, 2, 4, ... layer groups from the top, each "
                "stage with discriminative learning rates, while validation improves; keep the best stage",
     "full": "linear probe on cached features, then every layer trainable with discriminative learning rates",
+    "lora": "linear probe on cached features, then low-rank adapters (LoRA, via PEFT) beside the frozen weights, "
+            "trained with the head",
 }
 
 
@@ -44,7 +53,7 @@ class Plan:
 
     @property
     def fine_tunes(self) -> bool:
-        return self.strategy in ("gradual", "full")
+        return self.strategy in ("gradual", "full", "lora")
 
     def describe(self) -> str:
         counts = list(self.examples_per_class.values())
@@ -61,7 +70,7 @@ class Plan:
 
 
 def make_plan(requested: str, class_counts: dict[str, int], *, unfreeze: int | None = None,
-              class_weights: str = "auto") -> Plan:
+              class_weights: str = "auto", backbone_params: int | None = None) -> Plan:
     """The plan for ``requested`` (``auto`` decides from examples per class)."""
     counts = list(class_counts.values())
     median = int(np.median(counts)) if counts else 0
@@ -85,6 +94,11 @@ def make_plan(requested: str, class_counts: dict[str, int], *, unfreeze: int | N
             plan.strategy = "full"
             plan.reasons.append(f"{median} examples per class (median, {FULL_FROM}+): enough data to adapt every "
                                 "layer; discriminative rates protect the lower layers")
+        if plan.strategy in ("gradual", "full") and unfreeze is None and (backbone_params or 0) >= LORA_FROM_PARAMS:
+            plan.strategy = "lora"
+            plan.reasons.append(
+                f"the backbone has {backbone_params / 1e6:.0f}M parameters ({LORA_FROM_PARAMS // 1_000_000}M+): "
+                "LoRA adapters instead of unfreezing, ~1% of the weights trained, a fraction of the memory")
     else:
         plan.reasons.append("asked for with --strategy")
     if counts and max(counts) > IMBALANCE_RATIO * max(min(counts), 1):

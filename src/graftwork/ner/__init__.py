@@ -1,0 +1,17 @@
+"""Named-entity recognition (token classification) for text: ``graftwork fit DATA --task ner``.
+
+* :mod:`.data`: CoNLL / JSONL readers and BIO checks;
+* :mod:`.align`: words to word pieces (labels on first pieces) and back;
+* :mod:`.model`: the token classifier and :class:`NerModel` (predict, evaluate, save, load);
+* :mod:`.train` and :mod:`.fit`: the staged training (frozen, gradual, full) and the ``fit`` pipeline;
+* :mod:`.decode` and :mod:`.metrics`: IOB2-constrained decoding, entity spans, seqeval scores.
+
+>>> from graftwork.ner import NerModel
+>>> NerModel.load("run").predict(["Ann Lee flew to Oslo."])  # doctest: +SKIP
+"""
+
+from .data import load_ner_data
+from .fit import run_fit_ner
+from .model import NerModel, is_ner_run
+
+__all__ = ["NerModel", "run_fit_ner", "load_ner_data", "is_ner_run"]
