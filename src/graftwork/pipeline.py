@@ -231,7 +231,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
 
     train, val = _with_val(splits, cfg, console)
     plan = make_plan(cfg.strategy, train.class_counts(), unfreeze=cfg.unfreeze, class_weights=cfg.class_weights,
-                     backbone_params=sum(p.numel() for p in backbone.parameters()))
+                     backbone_params=sum(p.numel() for p in backbone.parameters()), modality=splits.modality)
     if plan.fine_tunes and val is None:
         raise DataError("fine-tuning needs validation data to choose how far to unfreeze.",
                         hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")

@@ -18,6 +18,14 @@ def test_auto_is_frozen_for_few_examples_and_deeper_for_many():
     assert make_plan("auto", {"a": 20, "b": 20}, unfreeze=2).strategy == "gradual"
 
 
+def test_auto_fine_tunes_text_from_a_few_examples_per_class():
+    plan = make_plan("auto", {"a": 16, "b": 16}, modality="text")
+    assert plan.strategy == "full" and "text" in plan.reasons[0]
+    assert make_plan("auto", {"a": 5, "b": 5}, modality="text").strategy == "frozen"
+    assert make_plan("auto", {"a": 16, "b": 16}, modality="image").strategy == "frozen"
+    assert make_plan("auto", {"a": 16, "b": 16}, modality="text", backbone_params=125_000_000).strategy == "lora"
+
+
 def test_explicit_strategy_is_kept():
     assert make_plan("full", {"a": 10, "b": 10}).strategy == "full"
     assert make_plan("frozen", {"a": 5000, "b": 5000}).strategy == "frozen"
@@ -32,7 +40,7 @@ def test_imbalance_is_detected_and_weighted():
 
 
 def test_advise_cli_prints_the_plan_without_training(tmp_path, capsys):
-    rows = "text,label\n" + "".join(f"sample {i},{'pos' if i % 2 else 'neg'}\n" for i in range(40))
+    rows = "text,label\n" + "".join(f"sample {i},{'pos' if i % 2 else 'neg'}\n" for i in range(12))
     (tmp_path / "small.csv").write_text(rows)
     assert main(["advise", str(tmp_path / "small.csv"), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
@@ -41,4 +49,4 @@ def test_advise_cli_prints_the_plan_without_training(tmp_path, capsys):
     (tmp_path / "big.csv").write_text(big)
     assert main(["advise", str(tmp_path / "big.csv")]) == 0
     out = capsys.readouterr().out
-    assert "plan: gradual (chosen by auto)" in out and "why:" in out
+    assert "plan: full (chosen by auto)" in out and "why: text" in out

@@ -179,7 +179,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
         train = train.subset(stratified_split(train.labels, args.val_fraction, seed=0)[0])
     plan = make_plan(args.strategy, train.class_counts(), unfreeze=args.unfreeze, class_weights=args.class_weights,
-                     backbone_params=_catalogue_params(args.backbone))
+                     backbone_params=_catalogue_params(args.backbone), modality=splits.modality)
     if args.json:
         _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped})
     else:
