@@ -73,8 +73,9 @@ class Crash(RuntimeError):
     pass
 
 
-def test_resume_after_a_crash_ends_like_an_uninterrupted_run(folder, tmp_path):
-    settings = TINY | {"strategy": "gradual", "stage_epochs": 3, "stage_patience": 3, "seed": 7}
+@pytest.mark.parametrize("strategy", ["gradual", "lora"])
+def test_resume_after_a_crash_ends_like_an_uninterrupted_run(folder, tmp_path, strategy):
+    settings = TINY | {"strategy": strategy, "stage_epochs": 3, "stage_patience": 3, "seed": 7}
     whole = graftwork.fit(folder, out=tmp_path / "whole", **settings)
 
     def crash(progress):
