@@ -36,6 +36,7 @@ def test_fit_prints_plan_and_summary(trained, capsys, tmp_path):
     assert code == 0
     assert "plan: frozen (chosen by auto)" in err
     assert "done:" in err and "test accuracy" in err
+    assert "parameters:" in err and "trained of" in err and "peak rss" in err
     result = json.loads(out)
     assert set(result) >= {"train", "val", "test", "data"}
 
