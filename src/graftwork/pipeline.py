@@ -37,7 +37,7 @@ from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
-from .resources import parameter_counts, peak_memory
+from .resources import cost_line, parameter_counts, peak_memory
 from .run import check_out_dir, write_json
 from .strategies import LinearHead, Plan, fit_probe, make_plan
 from .strategies.finetune import (
@@ -503,10 +503,8 @@ def _summary(console: Console, model: TransferModel, out: str | Path | None) -> 
             parts.append(f"{name} accuracy {m[name]['accuracy']:.3f} (macro F1 {m[name]['macro_f1']:.3f}; "
                          f"majority class {m[name]['majority_baseline']['accuracy']:.3f})")
     console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
-    if "parameters" in m:
-        pc, mem = m["parameters"], m.get("memory", {})
-        console.info(f"parameters: {pc['trainable']:,} trained of {pc['total']:,} ({pc['trainable_percent']:.2f}%); "
-                     + "; ".join(f"{k.replace('_', ' ')} {v:,.0f}" for k, v in mem.items()))
+    if cost := cost_line(m):
+        console.info(cost)
     for f in sorted((Finding.from_dict(d) for d in m.get("findings", [])), key=lambda f: f.severity != "high"):
         if f.severity == "info":
             console.info(f"finding: {f.message}")

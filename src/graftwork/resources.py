@@ -30,3 +30,13 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     if device.type == "cuda" and torch.cuda.is_available():
         out["cuda_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
+
+
+def cost_line(metrics: dict[str, Any]) -> str | None:
+    """``parameters: X trained of Y (Z%); peak rss ...`` for a run's summary, from its metrics."""
+    pc = metrics.get("parameters")
+    if not pc:
+        return None
+    mem = metrics.get("memory", {})
+    return (f"parameters: {pc['trainable']:,} trained of {pc['total']:,} ({pc['trainable_percent']:.2f}%)"
+            + "".join(f"; {k.replace('_', ' ')} {v:,.0f}" for k, v in mem.items()))

@@ -41,7 +41,7 @@ def test_gradual_fit_writes_a_complete_run(gradual_run):
     params = metrics["parameters"]
     assert metrics["stages"][0]["trainable_params"] == 32 * 5 + 5 < params["total"]  # the head stage: head only
     assert params["trainable_in_kept_stage"] <= params["trainable"] <= params["total"]
-    assert metrics["peak_memory"]["peak_rss_mib"] > 0
+    assert metrics["memory"]["peak_rss_mib"] > 0
     kept = next(s for s in metrics["stages"] if s["kept"])
     assert kept["val_f1"] == max(s["val_f1"] for s in metrics["stages"])  # never worse than the head stage
     assert (root / "run" / "backbone.safetensors").is_file() == (kept["unfrozen_groups"] > 0)

@@ -26,7 +26,7 @@ from ..config import FitConfig
 from ..console import SILENT, Console
 from ..errors import ConfigError, DataError
 from ..features import resolve_device
-from ..resources import parameter_counts, peak_memory
+from ..resources import cost_line, parameter_counts, peak_memory
 from ..run import check_out_dir
 from ..strategies.finetune import stage_schedule
 from ..strategies.lora import apply_lora, has_lora, remove_lora
@@ -158,7 +158,7 @@ def run_fit_ner(data: str | Path, cfg: FitConfig, *, out: str | Path | None = No
             metrics[name] = model.evaluate_sentences(part, batch_size=cfg.batch_size * 2)
     metrics["parameters"] = parameter_counts(backbone, net.head, stages) | {
         "trainable_in_kept_stage": kept["trainable_params"]}
-    metrics["peak_memory"] = peak_memory(device)
+    metrics["memory"] = peak_memory(device)
     metrics["timing"] = {"total_s": round(time.perf_counter() - started, 3)}
     model.metrics = metrics
     net.cpu()
@@ -202,6 +202,8 @@ def _summary(console: Console, model: NerModel, out: str | Path | None) -> None:
             parts.append(f"{name} entity F1 {m[name]['f1']:.3f} (P {m[name]['precision']:.3f}, "
                          f"R {m[name]['recall']:.3f})")
     console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
+    if cost := cost_line(m):
+        console.info(cost)
     if out is not None:
         console.info(f"saved to {Path(out)}  (graftwork predict {out} TEXT..., graftwork evaluate {out} DATA)")
 
