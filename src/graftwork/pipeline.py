@@ -142,6 +142,8 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         plan.details["stages"] = "probe on cached features, then the head on augmented images (no cache)"
     plan.details["augmentation"] = ("random resized crop + horizontal flip" if augment and
                                     backbone.modality == "image" else "none")
+    epochs, patience = cfg.stage_length(backbone.modality)
+    plan.details["epochs per stage"] = f"up to {epochs}, stopping after {patience} without validation gain"
     console.info("\n".join(f"  {k}: {v}" for k, v in plan.details.items()))
 
     pre = backbone.preprocessing
@@ -160,7 +162,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
     net = TransferNet(backbone, head).to(device)
     counts = parts["train"].class_counts()
     settings = FineTuneSettings(
-        stage_epochs=cfg.stage_epochs, stage_patience=cfg.stage_patience,
+        stage_epochs=epochs, stage_patience=patience,
         unfreeze_patience=plan.details.get("unfreeze patience", cfg.unfreeze_patience),
         lr=cfg.lr, lr_ratio=cfg.lr_ratio,
         lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,

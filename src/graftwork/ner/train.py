@@ -67,6 +67,7 @@ class NerTrainer:
                  cfg: FitConfig, *, device: torch.device, console: Console = SILENT, lora: bool = False):
         self.net, self.tags, self.train, self.val, self.cfg = net, tags, train, val, cfg
         self.lora = lora  # the backbone holds LoRA adapters: stages train them and the head only
+        self.epochs, self.patience = cfg.stage_length("text")
         self.device, self.console = device, console
         self.index = {t: i for i, t in enumerate(tags)}
         self.start, self.trans = constraints(tags)
@@ -210,12 +211,12 @@ class NerTrainer:
         rows = self._rows()
         bs = self.cfg.batch_size
         steps = math.ceil(len(rows) / bs)
-        sched = _schedule(opt, self.cfg.stage_epochs * steps)
+        sched = _schedule(opt, self.epochs * steps)
         params = [p for g in groups for p in g["params"]]
         best: Score | None = None
         best_state: dict[str, torch.Tensor] = {}
         history, bad = [], 0
-        for epoch in range(1, self.cfg.stage_epochs + 1):
+        for epoch in range(1, self.epochs + 1):
             seed = (self.cfg.seed * 1_000_003 + stage * 10_007 + epoch) % (2**63)
             torch.manual_seed(seed)
             order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -250,7 +251,7 @@ class NerTrainer:
                 best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             else:
                 bad += 1
-            if bad >= self.cfg.stage_patience:
+            if bad >= self.patience:
                 break
         assert best is not None
         self.net.load_state_dict(best_state)
