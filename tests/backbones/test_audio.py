@@ -121,7 +121,7 @@ def test_ctranslate2_whisper_converts_to_the_same_encoder(tiny_whisper, tmp_path
     torch.testing.assert_close(features(converted, [clip]), features(reference, [clip]), atol=2e-2, rtol=1e-2)
 
 
-@pytest.mark.parametrize("strategy", ["frozen", "gradual", "full"])
+@pytest.mark.parametrize("strategy", ["frozen", "gradual", "full", "lora"])
 def test_strategies_run_end_to_end_and_reload(tone_folder, tiny_whisper, tmp_path, strategy):
     model = graftwork.fit(tone_folder, out=tmp_path / "run", backbone=str(tiny_whisper), strategy=strategy,
                           pretrained=False, **FAST)
