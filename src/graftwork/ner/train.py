@@ -30,7 +30,7 @@ from ..config import FitConfig
 from ..console import SILENT, Console
 from ..strategies.finetune import warmup_cosine
 from ..strategies.freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
-from ..strategies.lora import adapter_parameters, set_lora_train_mode
+from ..strategies.lora import lora_param_groups, set_lora_train_mode
 from .align import IGNORE, chunk_sentences, encode
 from .data import Sentence
 from .decode import constraints, viterbi
@@ -182,15 +182,7 @@ class NerTrainer:
         """The one place that decides what trains in a stage (a parameter-efficient stage, e.g. LoRA adapters,
         would be set up here): the head and the top ``n_unfrozen`` layer groups, with discriminative rates."""
         if self.lora:  # LoRA: the adapters (already injected into the backbone) and the head, at the head's rate
-            adapters = adapter_parameters(self.net.backbone)
-            for p in self.net.backbone.parameters():
-                p.requires_grad_(False)
-            for p in [*adapters, *self.net.head.parameters()]:
-                p.requires_grad_(True)
-            groups = param_groups(self.net.head, [], [], self.cfg.lr, self.cfg.weight_decay)
-            groups.append({"name": "lora adapters", "params": adapters, "lr": self.cfg.lr,
-                           "weight_decay": self.cfg.weight_decay})
-            return groups, [{"group": "lora adapters", "lr": self.cfg.lr, "params": sum(p.numel() for p in adapters)}]
+            return lora_param_groups(self.net.backbone, self.net.head, self.cfg.lr, self.cfg.weight_decay)
         unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
         for p in self.net.head.parameters():
             p.requires_grad_(True)
@@ -221,8 +213,7 @@ class NerTrainer:
             torch.manual_seed(seed)
             order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
             if self.lora:
-                self.net.train()
-                set_lora_train_mode(self.net.backbone)
+                set_lora_train_mode(self.net)
             else:
                 set_train_mode(self.net, self.net.backbone, n_unfrozen)
             total, n = 0.0, 0

@@ -35,7 +35,7 @@ from ..console import SILENT, Console
 from .drift import PROBE_BATCH, DriftMonitor, forgetting
 from .freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
 from .inputs import collate_for
-from .lora import ADAPTER_MARK, adapter_parameters, set_lora_train_mode
+from .lora import ADAPTER_MARK, lora_param_groups, set_lora_train_mode
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -204,31 +204,19 @@ class FineTuner:
 
     # -- one stage -----------------------------------------------------------------------------------------
     def _optimizer(self, n_unfrozen: int) -> tuple[torch.optim.Optimizer, Any, list[dict[str, Any]]]:
-        for p in self.net.head.parameters():
-            p.requires_grad_(True)
         if self.s.lora:
-            adapters = adapter_parameters(self.net.backbone)
-            for p in self.net.backbone.parameters():
-                p.requires_grad_(False)
-            for p in adapters:
+            groups, rates = lora_param_groups(self.net.backbone, self.net.head, self.s.lr, self.s.weight_decay)
+        else:
+            unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
+            for p in self.net.head.parameters():
                 p.requires_grad_(True)
-            groups = param_groups(self.net.head, [], [], self.s.lr, self.s.weight_decay)
-            # the adapters learn at the head's rate: B starts at zero, so a high rate cannot jump away from the
-            # pretrained function the way it would on the full weights (Hu et al. 2021 use 1e-4 to 5e-4 with
-            # larger batches)
-            groups.append({"name": "lora adapters", "params": adapters, "lr": self.s.lr,
-                           "weight_decay": self.s.weight_decay})
-            rates_out = [{"group": "lora adapters", "lr": self.s.lr, "params": sum(p.numel() for p in adapters)}]
-            opt = torch.optim.AdamW(groups)
-            steps = self.s.stage_epochs * self._batches_per_epoch()
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, self.s.warmup_fraction))
-            return opt, sched, rates_out
-        unfrozen = unfreeze_top(self.net.backbone, n_unfrozen)
-        rates = discriminative_rates(unfrozen, self.s.lr, self.s.lr_ratio, self.s.lr_decay)
-        opt = torch.optim.AdamW(param_groups(self.net.head, unfrozen, rates, self.s.lr, self.s.weight_decay))
+            found = discriminative_rates(unfrozen, self.s.lr, self.s.lr_ratio, self.s.lr_decay)
+            groups = param_groups(self.net.head, unfrozen, found, self.s.lr, self.s.weight_decay)
+            rates = [r.to_dict() for r in found]
+        opt = torch.optim.AdamW(groups)
         steps = self.s.stage_epochs * self._batches_per_epoch()
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, self.s.warmup_fraction))
-        return opt, sched, [r.to_dict() for r in rates]
+        return opt, sched, rates
 
     def _batches_per_epoch(self) -> int:
         n, bs = len(self.train_ds), self.s.batch_size
@@ -244,8 +232,7 @@ class FineTuner:
         loader = DataLoader(self.train_ds, batch_size=self.s.batch_size, shuffle=True, generator=generator,
                             collate_fn=self.collate, drop_last=self._drop_last(), num_workers=self.s.workers)
         if self.s.lora:
-            self.net.train()
-            set_lora_train_mode(self.net.backbone)
+            set_lora_train_mode(self.net)
         else:
             set_train_mode(self.net, self.net.backbone, n_unfrozen)
         params = [p for g in opt.param_groups for p in g["params"]]

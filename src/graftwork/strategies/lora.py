@@ -26,6 +26,7 @@ from torch import nn
 
 from ..backbones.base import Backbone
 from ..errors import ConfigError
+from .freezing import param_groups
 
 ADAPTER_MARK = "lora_"
 
@@ -179,11 +180,29 @@ def remove_lora(backbone: Backbone, *, merge: bool) -> int:
     return len(layers)
 
 
-def set_lora_train_mode(backbone: Backbone) -> None:
+def lora_param_groups(backbone: Backbone, head: nn.Module, lr: float, weight_decay: float
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Make the adapters and the head (only) trainable; their optimizer groups and the record of their rate.
+
+    The adapters learn at the head's rate: ``B`` starts at zero, so a high rate cannot jump away from the
+    pretrained function the way it would on the full weights (Hu et al. 2021 use 1e-4 to 5e-4 with larger
+    batches).
+    """
+    adapters = adapter_parameters(backbone)
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    for p in [*adapters, *head.parameters()]:
+        p.requires_grad_(True)
+    groups = param_groups(head, [], [], lr, weight_decay)
+    groups.append({"name": "lora adapters", "params": adapters, "lr": lr, "weight_decay": weight_decay})
+    return groups, [{"group": "lora adapters", "lr": lr, "params": sum(p.numel() for p in adapters)}]
+
+
+def set_lora_train_mode(net: nn.Module) -> None:
     """Train mode (dropout, including the adapters'), except BatchNorm: its weights are frozen, so its running
     statistics stay the pretrained ones too (the same policy as for frozen layer groups)."""
-    backbone.train()
-    for m in backbone.modules():
+    net.train()
+    for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
 
