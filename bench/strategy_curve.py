@@ -4,8 +4,9 @@ Real MobileNetV2 ImageNet weights (offline package) on Fashion-MNIST (Debian pac
 size, the same splits for every method, a fixed test set (200 per class from the official test split), in one
 process so times compare:
 
-* graftwork ``frozen``, ``gradual``, ``full`` and ``auto`` (auto is not re-run when it picks a strategy already
-  measured with the same settings: the run would be identical);
+* graftwork ``frozen``, ``gradual``, ``full`` and ``auto`` (auto is always run: even when it picks ``gradual``
+  it is not the same run, since it backs off when it detects forgetting and adapts its unfreezing patience to
+  the measured domain shift);
 * ``scratch``: the same architecture randomly initialised, all layers trained (``full``, no rate decay);
 * ``probe``: scikit-learn LogisticRegression on the cached frozen features;
 * ``fastai``: ``vision_learner(...).fine_tune(5)`` with the same weights (when ``.venv-peers`` exists, see
@@ -123,14 +124,6 @@ def main() -> None:
                 if method == "scratch":
                     settings = {"strategy": "full", "workers": args.workers, "pretrained": False, "lr": 3e-3, "lr_ratio": 1.0,
                                 "lr_decay": 1.0, "stage_epochs": 15, "stage_patience": 4}
-                if method == "auto":
-                    from graftwork.strategies import make_plan
-
-                    chosen = make_plan("auto", {c: int(size * 0.8) for c in FASHION_CLASSES}).strategy
-                    if chosen in done:
-                        row[method] = {k: v for k, v in done[chosen].items() if k != "_model"} | {
-                            "strategy": chosen, "note": f"auto chose {chosen}: the identical run"}
-                        continue
                 r = run_graftwork(data, seed, args.image_size, **settings)
                 done[method] = r
                 row[method] = {k: v for k, v in r.items() if k != "_model"}

@@ -125,9 +125,10 @@ def test_backbone_modality_must_match_data(text_csv):
 
 def test_settings_are_validated_together():
     with pytest.raises(ConfigError) as err:
-        graftwork.FitConfig(probe_c=0, strategy="magic", val_fraction=1.5)
+        graftwork.FitConfig(probe_c=0, strategy="magic", val_fraction=1.5, bn_stats="frozen")
     text = str(err.value)
     assert "'probe_c'" in text and "'strategy'" in text and "'val_fraction'" in text
+    assert "'bn_stats'" in text and "pretrained, update" in text
     assert "Got 0 instead" in text
 
 

@@ -17,6 +17,7 @@ TASKS = ("classify", "ner")
 AUDIO_LONG = ("crop", "split")
 CLASS_WEIGHTS = ("auto", "on", "off")
 PRECISIONS = ("auto", "fp32", "bf16")
+BN_STATS = ("pretrained", "update")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -81,6 +82,10 @@ class FitConfig:
     augment: bool | None = field(default=None, metadata=_meta(
         "image augmentation (random resized crop, flip); default: on when fine-tuning, off for frozen, "
         "where it would defeat the feature cache"))
+    bn_stats: str = field(default="pretrained", metadata=_meta(
+        "BatchNorm running statistics while fine-tuning: pretrained (kept fixed, in every layer; scale and shift "
+        "still train) or update (recomputed from training batches in unfrozen groups); a randomly initialised "
+        "network always updates them"))
     class_weights: str = field(default="auto", metadata=_meta(
         "class-weighted loss: auto (on when the largest class is more than 3x the smallest), on or off"))
     precision: str = field(default="auto", metadata=_meta("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16"))
@@ -161,6 +166,7 @@ def validate(cfg: FitConfig) -> list[Problem]:
            "audio_window", "a number of seconds in (0, 30]", cfg.audio_window)
     _check(p, cfg.class_weights in CLASS_WEIGHTS, "class_weights", f"one of {', '.join(CLASS_WEIGHTS)}",
            cfg.class_weights)
+    _check(p, cfg.bn_stats in BN_STATS, "bn_stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)
     _check(p, cfg.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", cfg.precision)
     _check(p, isinstance(cfg.lr_ratio, (int, float)) and cfg.lr_ratio >= 1, "lr_ratio", "a number >= 1",
            cfg.lr_ratio)

@@ -170,7 +170,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
         bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
         l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto", lora=plan.strategy == "lora",
-        workers=cfg.workers)
+        workers=cfg.workers, bn_stats=cfg.bn_stats if cfg.pretrained else "update")
     tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
                       console=console, on_epoch_end=on_epoch_end)
     if resume is not None:

@@ -55,25 +55,47 @@ def test_rates_decay_geometrically_from_the_head(cnn):
     assert all(g["weight_decay"] == 0.0 for g in opt.param_groups if g["params"][0].ndim <= 1)
 
 
-def test_frozen_batchnorm_statistics_do_not_change(cnn):
-    head = LinearHead(cnn.feature_dim, 2)
-    net = TransferNet(cnn, head)
+def _batchnorms(cnn):
+    groups = cnn.layer_groups()
+    frozen = [m for g in groups[:-1] for m in g.modules if isinstance(m, torch.nn.BatchNorm2d)]
+    top = [m for m in groups[-1].modules if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen and top
+    return frozen, top
+
+
+def test_batchnorm_keeps_pretrained_statistics_by_default(cnn):
+    net = TransferNet(cnn, LinearHead(cnn.feature_dim, 2))
     unfreeze_top(cnn, 1)
     set_train_mode(net, cnn, 1)
-    frozen_bn = [m for g in cnn.layer_groups()[:-1] for m in g.modules if isinstance(m, torch.nn.BatchNorm2d)]
-    trainable_bn = [m for m in cnn.layer_groups()[-1].modules if isinstance(m, torch.nn.BatchNorm2d)]
-    assert frozen_bn and trainable_bn
+    frozen_bn, top_bn = _batchnorms(cnn)
+    before = [m.running_mean.clone() for m in frozen_bn + top_bn]
+    net(torch.randn(4, 3, 64, 64) * 3 + 1).sum().backward()
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, frozen_bn + top_bn, strict=True))
+    assert not any(m.training for m in frozen_bn + top_bn)
+    # the unfrozen group's BatchNorm still learns its scale and shift; the frozen ones do not
+    assert all(m.weight.grad is not None and m.bias.grad is not None for m in top_bn)
+    assert all(m.weight.grad is None for m in frozen_bn)
+    assert net.head.training and any(m.training for m in cnn.layer_groups()[-1].modules)
+
+
+def test_batchnorm_update_recomputes_statistics_of_unfrozen_groups_only(cnn):
+    net = TransferNet(cnn, LinearHead(cnn.feature_dim, 2))
+    unfreeze_top(cnn, 1)
+    set_train_mode(net, cnn, 1, bn_stats="update")
+    frozen_bn, top_bn = _batchnorms(cnn)
     before = [m.running_mean.clone() for m in frozen_bn]
-    before_top = [m.running_mean.clone() for m in trainable_bn]
+    before_top = [m.running_mean.clone() for m in top_bn]
     net(torch.randn(4, 3, 64, 64) * 3 + 1)
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, frozen_bn, strict=True))
-    assert not all(torch.equal(b, m.running_mean) for b, m in zip(before_top, trainable_bn, strict=True))
+    assert not all(torch.equal(b, m.running_mean) for b, m in zip(before_top, top_bn, strict=True))
     assert all(not m.training for m in frozen_bn)
 
 
 def test_stage_schedules():
-    assert stage_schedule(19, "gradual") == [1, 2, 4, 8, 16, 19]
-    assert stage_schedule(8, "gradual") == [1, 2, 4, 8]
+    assert stage_schedule(19, "gradual") == [5, 10, 19]
+    assert stage_schedule(8, "gradual") == [2, 4, 8]
+    assert stage_schedule(3, "gradual") == [1, 2, 3]
+    assert stage_schedule(1, "gradual") == [1]
     assert stage_schedule(19, "full") == [19]
     assert stage_schedule(19, "gradual", unfreeze=3) == [3]
     assert stage_schedule(4, "gradual", unfreeze=10) == [4]

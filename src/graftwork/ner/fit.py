@@ -39,8 +39,8 @@ from .train import HEAD_EPOCHS, NerTrainer
 
 _WHAT = {
     "frozen": "encoder frozen; token states computed once; a linear tag layer trained on them",
-    "gradual": "tag layer on frozen token states, then unfreeze 1, 2, 4, ... layer groups from the top with "
-               "discriminative learning rates while validation entity F1 improves; keep the best stage",
+    "gradual": "tag layer on frozen token states, then unfreeze the top quarter, half, all of the layer groups "
+               "with discriminative learning rates while validation entity F1 improves; keep the best stage",
     "full": "tag layer on frozen token states, then every layer trainable with discriminative learning rates",
     "lora": "tag layer on frozen token states, then LoRA adapters (PEFT) beside the frozen encoder weights, "
             "trained with the tag layer",

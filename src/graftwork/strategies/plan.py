@@ -37,7 +37,7 @@ IMBALANCE_RATIO = 3.0
 
 _WHAT = {
     "frozen": "backbone frozen; features computed once and cached; a new linear head trained on them",
-    "gradual": "linear probe on cached features, then unfreeze 1, 2, 4, ... layer groups from the top, each "
+    "gradual": "linear probe on cached features, then unfreeze the top quarter, half, all of the layer groups, each "
                "stage with discriminative learning rates, while validation improves; keep the best stage",
     "full": "linear probe on cached features, then every layer trainable with discriminative learning rates",
     "lora": "linear probe on cached features, then low-rank adapters (LoRA, via PEFT) beside the frozen weights, "
