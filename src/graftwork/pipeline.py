@@ -48,6 +48,7 @@ from .strategies.finetune import (
     load_checkpoint,
     stage_schedule,
 )
+from .strategies.freezing import batchnorms
 from .strategies.head import evaluate_head
 from .strategies.inputs import DecodedImages, TrainingInputs
 from .strategies.lora import apply_lora, has_lora, remove_lora
@@ -137,6 +138,10 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         top = cfg.lr / cfg.lr_ratio
         plan.details["learning rates"] = (f"head {cfg.lr:g}; top group {top:g}, x{cfg.lr_decay:g} per group "
                                           f"below (bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
+        if batchnorms(backbone):
+            plan.details["batchnorm"] = ("pretrained running statistics kept, scale and shift trained"
+                                         if cfg.bn_stats == "pretrained" and cfg.pretrained else
+                                         "running statistics recomputed in unfrozen groups")
     else:  # frozen with --augment: the head trains on augmented images through the frozen backbone
         schedule = [0]
         plan.details["stages"] = "probe on cached features, then the head on augmented images (no cache)"

@@ -6,7 +6,7 @@ output is compared with the pretrained backbone's output on the same batch by li
 "Similarity of Neural Network Representations Revisited": 1 = the same representation up to rotation and
 scale, toward 0 = unrelated). The relative weight change ``||w - w0|| / ||w0||`` of each group is recorded
 beside it. When the representation jumps (CKA of some unfrozen group falls by more than ``DRIFT_JUMP`` in one
-epoch, or below ``DRIFT_FLOOR``) while validation does not improve, the pretrained features are being destroyed
+epoch after a stage's first, or below ``DRIFT_FLOOR``) while validation does not improve, the pretrained features are being destroyed
 rather than adapted: the learning rate is too high. That is reported as a ``forgetting`` finding, and with
 ``backoff`` the fine-tuner lowers the stage's rates and restores its best weights.
 
@@ -117,24 +117,33 @@ class DriftMonitor:
 
 def forgetting(rows: list[dict[str, Any]], unfrozen: list[str], improved: bool) -> Finding | None:
     """A ``forgetting`` finding when the last epoch's drift jumped (or fell below the floor) in an unfrozen
-    group while validation did not improve; ``rows`` are the run's drift rows so far, oldest first (the first
-    epoch is compared with the pretrained state, CKA 1)."""
+    group while validation did not improve; ``rows`` are the run's drift rows so far, oldest first.
+
+    The first epoch of a stage is judged by the floor only: it is when newly unfrozen groups move most (the
+    warm-up reaches their full rate, and the head re-adapts to features that start changing), so a large
+    one-epoch change then is the stage starting, not yet a sign of harm. Measured on MobileNetV2 / Fashion-MNIST
+    (1,000 per class), the top group's CKA fell from 1 to 0.4 in a first epoch that was below the probe on
+    validation, and the stage ended 4 points above it. From the second epoch on, a fall of more than
+    ``DRIFT_JUMP`` in one epoch without validation gain is forgetting."""
     if improved or not rows:
         return None
     now = rows[-1]["cka"]
+    first_of_stage = rows[-1].get("epoch") == 1
     before = rows[-2]["cka"] if len(rows) > 1 else {g: 1.0 for g in now}
     worst, drop = None, 0.0
     for g in unfrozen:
-        if g in now:
-            d = before.get(g, 1.0) - now[g]
-            if d > drop or now[g] < DRIFT_FLOOR:
-                worst, drop = g, max(d, drop)
-    if worst is None or (drop <= DRIFT_JUMP and now[worst] >= DRIFT_FLOOR):
+        if g not in now:
+            continue
+        d = 0.0 if first_of_stage else before.get(g, 1.0) - now[g]
+        if (d > DRIFT_JUMP or now[g] < DRIFT_FLOOR) and (worst is None or d > drop or now[g] < now[worst]):
+            worst, drop = g, d
+    if worst is None:
         return None
+    how = f"down {drop:.2f} in one epoch" if drop > DRIFT_JUMP else f"below {DRIFT_FLOOR:g}"
     return Finding(
         code="forgetting", severity="warning", value=now[worst], metric=f"CKA of {worst} with the pretrained",
-        message=(f"the representation of {worst} moved far from the pretrained one (CKA {now[worst]:.2f}, down "
-                 f"{drop:.2f} in one epoch) while validation did not improve: the pretrained features are being "
-                 "overwritten rather than adapted"),
+        message=(f"the representation of {worst} moved far from the pretrained one (CKA {now[worst]:.2f}, {how}) "
+                 "while validation did not improve: the pretrained features are being overwritten rather than "
+                 "adapted"),
         advice="lower the learning rate (--lr, --lr-ratio) or add --l2sp; strategy auto backs off by itself",
         details={"stage_epoch": rows[-1].get("epoch"), "cka": now, "previous": before})

@@ -55,9 +55,13 @@ def set_train_mode(net: nn.Module, backbone: Backbone, n_unfrozen: int, *, bn_st
         for m in g.modules:
             m.eval()
     if bn_stats == "pretrained":
-        for m in backbone.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        for m in batchnorms(backbone):
+            m.eval()
+
+
+def batchnorms(module: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers of ``module`` (any dimension, SyncBatchNorm included)."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 @dataclass

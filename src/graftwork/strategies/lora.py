@@ -26,7 +26,7 @@ from torch import nn
 
 from ..backbones.base import Backbone
 from ..errors import ConfigError
-from .freezing import param_groups
+from .freezing import batchnorms, param_groups
 
 ADAPTER_MARK = "lora_"
 
@@ -202,9 +202,8 @@ def set_lora_train_mode(net: nn.Module) -> None:
     """Train mode (dropout, including the adapters'), except BatchNorm: its weights are frozen, so its running
     statistics stay the pretrained ones too (the same policy as for frozen layer groups)."""
     net.train()
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
+    for m in batchnorms(net):
+        m.eval()
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
