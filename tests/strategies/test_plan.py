@@ -18,6 +18,16 @@ def test_auto_is_frozen_for_few_examples_and_deeper_for_many():
     assert make_plan("auto", {"a": 20, "b": 20}, unfreeze=2).strategy == "gradual"
 
 
+def test_auto_fine_tunes_images_lp_ft_and_audio_gradually():
+    images = make_plan("auto", {"a": 200, "b": 200}, modality="image")
+    assert images.strategy == "full" and "LP-FT" in images.reasons[0]
+    assert make_plan("auto", {"a": 20, "b": 20}, modality="image").strategy == "frozen"
+    assert make_plan("auto", {"a": 200, "b": 200}, modality="audio").strategy == "gradual"
+    assert make_plan("auto", {"a": 200, "b": 200}, modality="image", unfreeze=3).strategy == "gradual"
+    assert make_plan("auto", {"a": 200, "b": 200}, modality="image",
+                     backbone_params=86_000_000).strategy == "lora"
+
+
 def test_auto_fine_tunes_text_from_a_few_examples_per_class():
     plan = make_plan("auto", {"a": 16, "b": 16}, modality="text")
     assert plan.strategy == "full" and "text" in plan.reasons[0]
