@@ -2,9 +2,10 @@
 
 Reads one or more JSON files written by ``bench/strategy_curve.py`` (runs of the same sizes with other seeds
 or methods are merged), averages over seeds, draws the mean with the min-max range, and prints the table it
-plotted (mean, and the number of seeds behind each cell).
+plotted (mean, and the number of seeds behind each cell). ``FILE:m1,m2`` takes only those methods from a file
+(e.g. the peers from a run made before graftwork's recipe changed).
 
-Usage: python bench/plot_curve.py bench/results/strategy_curve*.json --out bench/strategy_curve.png
+Usage: python bench/plot_curve.py bench/results/a.json bench/results/old.json:fastai,scratch --out plot.png
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ ORDER = ["auto", "gradual", "frozen", "full", "probe", "fastai", "scratch"]
 LABELS = {"probe": "scikit-learn probe (C=1)", "fastai": "fastai fine_tune(5)", "scratch": "from scratch"}
 
 
-def collect(paths: list[Path]) -> dict[str, dict[int, dict[int, float]]]:
+def collect(paths: list[str]) -> dict[str, dict[int, dict[int, float]]]:
     """method -> per_class -> seed -> test accuracy (a later file overrides an earlier one)."""
     acc: dict[str, dict[int, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    for path in paths:
-        for run in json.loads(path.read_text())["runs"]:
+    for spec in paths:
+        path, _, only = spec.partition(":")
+        keep = set(only.split(",")) if only else None
+        for run in json.loads(Path(path).read_text())["runs"]:
             for method, result in run.items():
+                if keep is not None and method not in keep:
+                    continue
                 if isinstance(result, dict) and "test_accuracy" in result:
                     acc[method][run["per_class"]][run["seed"]] = result["test_accuracy"]
     return acc
@@ -34,7 +39,7 @@ def collect(paths: list[Path]) -> dict[str, dict[int, dict[int, float]]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument("results", nargs="+", help="FILE or FILE:method,method")
     ap.add_argument("--out", type=Path, default=Path("bench/strategy_curve.png"))
     ap.add_argument("--title", default="Fashion-MNIST, MobileNetV2 (ImageNet), 96 px")
     args = ap.parse_args()

@@ -22,6 +22,7 @@ def test_auto_fine_tunes_images_lp_ft_and_audio_gradually():
     images = make_plan("auto", {"a": 200, "b": 200}, modality="image")
     assert images.strategy == "full" and "LP-FT" in images.reasons[0]
     assert make_plan("auto", {"a": 20, "b": 20}, modality="image").strategy == "frozen"
+    assert make_plan("auto", {"a": 800, "b": 800}, modality="image").strategy == "gradual"
     assert make_plan("auto", {"a": 200, "b": 200}, modality="audio").strategy == "gradual"
     assert make_plan("auto", {"a": 200, "b": 200}, modality="image", unfreeze=3).strategy == "gradual"
     assert make_plan("auto", {"a": 200, "b": 200}, modality="image",
