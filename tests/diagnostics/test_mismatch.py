@@ -78,7 +78,7 @@ def test_shifted_inputs_trigger_high_mismatch(tiny_cnn, transform):
     assert finding.code == "domain-mismatch-bn"
     assert finding.severity == "high"
     assert finding.value > BN_THRESHOLDS[1]
-    assert "unfreeze more" in finding.advice
+    assert "fine-tune" in finding.advice and "--bn-stats update" in finding.advice
     assert [x["name"] for x in finding.details["layers"]] == ["1", "4"]
 
 
@@ -201,13 +201,13 @@ def test_interpretation_changes_the_advice():
         return Finding("pretrained-not-helping", severity, "")
 
     text, advice = interpret(bn("high"), transfer("info"))
-    assert "still help" in text and any("unfreeze more groups" in a for a in advice)
+    assert "still help" in text and any("--bn-stats update" in a for a in advice)
     assert any("lower accuracy than on natural images" in a for a in advice)
     text, advice = interpret(bn("high"), transfer("high"))
     assert "failing" in text and any("--strategy full" in a for a in advice)
     text, advice = interpret(bn("info"), transfer("high"))
     assert "labels" in text
     text, advice = interpret(bn("warning"), transfer("warning"))
-    assert "help little" in text and any("unfreeze more groups" in a for a in advice)
+    assert "help little" in text and any("--bn-stats update" in a for a in advice)
     text, advice = interpret(None, transfer("info"))
     assert advice == [] and "sound start" in text

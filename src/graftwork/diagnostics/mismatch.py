@@ -212,9 +212,10 @@ def bn_mismatch_finding(shift: BNShift | None, thresholds: tuple[float, float] =
         f"{score:.2f} off (mean shift in pretraining standard deviations plus |log variance ratio|, averaged "
         f"over layers; worst: {', '.join(x.name for x in worst_layers)}); the data look unlike the "
         "pretraining images.",
-        advice="unfreeze more layer groups (--strategy gradual or full) so the lower layers and their "
-               "BatchNorm statistics adapt; expect lower accuracy than on natural images; a backbone "
-               "pretrained on similar data would transfer better.",
+        advice="fine-tune (--strategy full or gradual) so the lower layers adapt, and try --bn-stats update "
+               "(BatchNorm statistics recomputed from your data) and a larger --lr-ratio range (e.g. 1); expect "
+               "lower accuracy than on natural images; a backbone pretrained on similar data would transfer "
+               "better.",
         value=score, metric="BN shift", details=details)
 
 
@@ -419,8 +420,8 @@ def interpret(bn: Finding | None, transfer: Finding | None) -> tuple[str, list[s
                  "the pretrained features still help: the higher layers transfer, the lower ones are seeing "
                  "unfamiliar inputs")
         return (f"the data {distance} the pretraining data, but {helps}.",
-                ["unfreeze more groups (--strategy gradual, or full) so the lower layers and their BatchNorm "
-                 "statistics adapt", "expect lower accuracy than on natural images"])
+                ["fine-tune (--strategy full or gradual) so the lower layers adapt; try --bn-stats update "
+                 "(BatchNorm statistics recomputed from your data)", "expect lower accuracy than on natural images"])
     if useless:
         return ("the inputs look like the pretraining data, yet the pretrained features separate the classes "
                 "no better than random ones: the classes differ in something pretraining did not learn to "
