@@ -123,6 +123,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
                on_epoch_end: list[Callable[[Progress], None]] | None) -> Progress:
     n_groups = len(backbone.layer_groups())
     augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
+    bn_stats = cfg.bn_stats if cfg.pretrained else "update"  # random init has no statistics worth keeping
     if plan.strategy == "lora":
         spec = apply_lora(backbone, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                           targets=cfg.lora_targets)
@@ -140,7 +141,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
                                           f"below (bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
         if batchnorms(backbone):
             plan.details["batchnorm"] = ("pretrained running statistics kept, scale and shift trained"
-                                         if cfg.bn_stats == "pretrained" and cfg.pretrained else
+                                         if bn_stats == "pretrained" else
                                          "running statistics recomputed in unfrozen groups")
     else:  # frozen with --augment: the head trains on augmented images through the frozen backbone
         schedule = [0]
@@ -175,7 +176,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
         bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
         l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto", lora=plan.strategy == "lora",
-        workers=cfg.workers, bn_stats=cfg.bn_stats if cfg.pretrained else "update")
+        workers=cfg.workers, bn_stats=bn_stats)
     tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
                       console=console, on_epoch_end=on_epoch_end)
     if resume is not None:

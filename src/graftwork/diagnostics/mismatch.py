@@ -421,7 +421,8 @@ def interpret(bn: Finding | None, transfer: Finding | None) -> tuple[str, list[s
                  "unfamiliar inputs")
         return (f"the data {distance} the pretraining data, but {helps}.",
                 ["fine-tune (--strategy full or gradual) so the lower layers adapt; try --bn-stats update "
-                 "(BatchNorm statistics recomputed from your data)", "expect lower accuracy than on natural images"])
+                 "(BatchNorm statistics recomputed from your data)",
+                 "expect lower accuracy than on natural images"])
     if useless:
         return ("the inputs look like the pretraining data, yet the pretrained features separate the classes "
                 "no better than random ones: the classes differ in something pretraining did not learn to "

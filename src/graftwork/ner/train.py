@@ -5,10 +5,11 @@
    word) is trained on them for up to ``HEAD_EPOCHS`` epochs, keeping the epoch best on validation. This is all
    of ``frozen``, and the warm-up of ``gradual`` and ``full`` (a random head's gradients would otherwise disturb
    the pretrained layers first);
-2. **fine-tuning stages**: the top quarter, half, all of the layer groups unfrozen (``gradual``; all of them for ``full``),
-   each group at its own rate (``lr / lr_ratio`` for the top one, ``x lr_decay`` per group below), AdamW with
-   linear warm-up and cosine decay, gradient clipping, early stopping after ``stage_patience`` epochs without
-   improvement; unfreezing stops after ``unfreeze_patience`` stages that did not beat the best.
+2. **fine-tuning stages**: the top quarter, half, all of the layer groups unfrozen (``gradual``; all of them
+   for ``full``), each group at its own rate (``lr / lr_ratio`` for the top one, ``x lr_decay`` per group
+   below), AdamW with linear warm-up and cosine decay, gradient clipping, early stopping after
+   ``stage_patience`` epochs without improvement; unfreezing stops after ``unfreeze_patience`` stages that did
+   not beat the best.
 
 Every stage is scored on validation by entity F1 (ties: lower loss), and the best stage's weights are kept, so
 fine-tuning never ends worse on validation than the frozen head.

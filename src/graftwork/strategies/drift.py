@@ -7,8 +7,9 @@ output is compared with the pretrained backbone's output on the same batch by li
 scale, toward 0 = unrelated). The relative weight change ``||w - w0|| / ||w0||`` of each group is recorded
 beside it. When the representation jumps (CKA of some unfrozen group falls by more than ``DRIFT_JUMP`` in one
 epoch after a stage's first, or below ``DRIFT_FLOOR``) while validation does not improve, the pretrained
-features are being destroyed rather than adapted: the learning rate is too high. That is reported as a ``forgetting`` finding, and with
-``backoff`` the fine-tuner lowers the stage's rates and restores its best weights.
+features are being destroyed rather than adapted: the learning rate is too high. That is reported as a
+``forgetting`` finding, and with ``backoff`` the fine-tuner lowers the stage's rates and restores its best
+weights.
 
 ``l2sp_penalty`` is L2-SP (Li et al. 2018, "Explicit Inductive Bias for Transfer Learning with Convolutional
 Networks"): a pull of the trainable weights toward their pretrained values instead of toward zero.

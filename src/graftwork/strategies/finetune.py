@@ -5,8 +5,8 @@ Out-of-Distribution"; gradual unfreezing and discriminative rates from Howard & 
 
 1. the head is first trained on cached frozen features until it converges (the linear probe, stage 0);
 2. each later stage unfreezes more layer groups from the top (a quarter of them, then twice as many, up to
-   all, for ``gradual``; all of them at once for ``full``), each group at its own learning rate, smaller toward the input, with AdamW,
-   linear warm-up and cosine decay, gradient clipping, and early stopping on validation;
+   all, for ``gradual``; all of them at once for ``full``), each group at its own learning rate, smaller toward
+   the input, with AdamW, linear warm-up and cosine decay, gradient clipping, and early stopping on validation;
 3. a stage that does not beat the best so far on validation ends the schedule, and the best stage's weights are
    kept, so the result is never worse on validation than the linear probe.
 
@@ -95,7 +95,7 @@ class FineTuneSettings:
     backoff_factor: float = 0.1
     lora: bool = False  # the backbone holds LoRA adapters: train them (and the head), nothing else
     workers: int = 0  # data-loading processes (decoding is cached; augmentation runs in them)
-    bn_stats: str = "pretrained"  # BatchNorm running statistics while fine-tuning: "pretrained" (fixed) or "update"
+    bn_stats: str = "pretrained"  # BatchNorm running statistics while fine-tuning: "pretrained" or "update"
 
 
 @dataclass

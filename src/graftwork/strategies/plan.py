@@ -45,8 +45,8 @@ IMBALANCE_RATIO = 3.0
 
 _WHAT = {
     "frozen": "backbone frozen; features computed once and cached; a new linear head trained on them",
-    "gradual": "linear probe on cached features, then unfreeze the top quarter, half, all of the layer groups, each "
-               "stage with discriminative learning rates, while validation improves; keep the best stage",
+    "gradual": "linear probe on cached features, then unfreeze the top quarter, half, all of the layer groups, "
+               "each stage with discriminative learning rates, while validation improves; keep the best stage",
     "full": "linear probe on cached features, then every layer trainable with discriminative learning rates",
     "lora": "linear probe on cached features, then low-rank adapters (LoRA, via PEFT) beside the frozen weights, "
             "trained with the head",
@@ -109,9 +109,10 @@ def make_plan(requested: str, class_counts: dict[str, int], *, unfreeze: int | N
         elif modality == "image" and median < IMAGE_GRADUAL_FROM:
             plan.strategy = "full"
             plan.reasons.append(
-                f"images, {median} examples per class (median, {FROZEN_BELOW}-{IMAGE_GRADUAL_FROM - 1}): LP-FT, every layer fine-tuned at "
-                "discriminative rates from the probe's head, which was as accurate as gradual unfreezing in half the "
-                "time in graftwork's benchmarks; the probe is kept if fine-tuning does not beat it on validation")
+                f"images, {median} examples per class (median, {FROZEN_BELOW}-{IMAGE_GRADUAL_FROM - 1}): LP-FT, "
+                "every layer fine-tuned at discriminative rates from the probe's head, which was as accurate as "
+                "gradual unfreezing in half the time in graftwork's benchmarks; the probe is kept if fine-tuning "
+                "does not beat it on validation")
         elif median < FULL_FROM:
             plan.strategy = "gradual"
             plan.reasons.append(
