@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -104,3 +105,17 @@ def test_torchvision_classifier_is_removed():
     b = build_backbone("torchvision:mobilenet_v3_small", pretrained=False)
     assert b.feature_dim == 1024  # the hidden layer before the ImageNet classifier, not 1000 logits
     assert not any(isinstance(m, torch.nn.Linear) and m.out_features == 1000 for m in b.modules())
+
+
+@pytest.mark.parametrize("name, convolutional", [("timm:test_efficientnet", True),
+                                                 ("torchvision:mobilenet_v3_small", True),
+                                                 ("timm:test_vit", False), ("hf-vit", False)])
+def test_convolutional_backbones_run_channels_last_with_the_same_features(name, convolutional, request):
+    b = _tiny(name, request).eval()
+    assert b.channels_last is convolutional
+    batch = b.batch_to(b.collate([b.prepare(x) for x in _raw("image")]), "cpu")
+    assert batch.is_contiguous(memory_format=torch.channels_last) is convolutional
+    standard = copy.deepcopy(b.model).to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        expected = standard(batch.contiguous()).flatten(1)
+        assert torch.allclose(b(batch), expected, atol=1e-5)
