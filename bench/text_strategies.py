@@ -3,9 +3,10 @@
 For 16 and 64 training examples per class (sampled from the 70/class training file), the fixed 240-example
 test file, each strategy in one process: ``frozen``, ``gradual``, ``full`` and ``auto``, plus SetFit with its
 default recipe when ``.venv-peers`` exists and ``--setfit`` is given (see bench/setup_peers.sh; its default
-pair sampling grows with the square of the training set, so it is slow on CPU).
+pair sampling grows with the square of the training set, so it is slow on CPU; ``--setfit-iterations 20`` runs
+the SetFit paper's recipe instead, 20 pairs of each kind per training text).
 
-Usage: python bench/text_strategies.py --sizes 16,64 --seeds 0 [--setfit]
+Usage: python bench/text_strategies.py --sizes 16,64 --seeds 0 [--setfit [--setfit-iterations 20]]
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--methods", default="frozen,gradual,full,auto")
     ap.add_argument("--setfit", action="store_true")
+    ap.add_argument("--setfit-iterations", type=int, default=None,
+                    help="SetFit num_iterations (the paper's 20); default: SetFit's own pair sampling")
     ap.add_argument("--out", default="bench/results/text_strategies.json")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="graftwork-text-"))
@@ -60,8 +63,9 @@ def main() -> None:
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
                      "date": date.today().isoformat(),
                      "command": "python bench/text_strategies.py " + " ".join(
-                         f"--{k} {v}" for k, v in vars(args).items() if k not in ("out", "setfit"))
-                     + (" --setfit" if args.setfit else "")}
+                         f"--{k} {v}" for k, v in vars(args).items() if k in ("sizes", "seeds", "methods"))
+                     + (" --setfit" if args.setfit else "")
+                     + (f" --setfit-iterations {args.setfit_iterations}" if args.setfit_iterations else "")}
     for size in [int(s) for s in args.sizes.split(",")]:
         for seed in [int(s) for s in args.seeds.split(",")]:
             data = work / f"n{size}-s{seed}"
@@ -79,7 +83,9 @@ def main() -> None:
                 out = work / f"setfit-{size}-{seed}.json"
                 proc = subprocess.run([str(PEERS), str(Path(__file__).parent / "peers" / "setfit_fewshot.py"),
                                        "--train", str(data / "train.csv"), "--test", str(data / "test.csv"),
-                                       "--seed", str(seed), "--out", str(out)], capture_output=True, text=True)
+                                       "--seed", str(seed), "--out", str(out)]
+                                      + (["--num-iterations", str(args.setfit_iterations)]
+                                         if args.setfit_iterations else []), capture_output=True, text=True)
                 row["setfit"] = json.loads(out.read_text()) if proc.returncode == 0 else {"error": proc.stderr[-2000:]}
             results["runs"].append(row)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
