@@ -1,17 +1,19 @@
 """Benchmark: one training step (forward, backward, AdamW) of convolutional backbones in the standard (NCHW)
 layout against channels-last, the layout graftwork uses for them (``ImageBackbone.channels_last``).
 
-Randomly initialised networks (speed does not depend on the weights), batch 64, the top ``--trainable`` layer
-groups trainable as in a gradual-unfreezing stage, BatchNorm in eval mode as graftwork fine-tunes by default.
-Both layouts are timed alternately in the same process, so the ratio holds on a shared machine.
+Randomly initialised networks (speed does not depend on the weights), batch 64, the layer groups of gradual
+unfreezing's first stage (a quarter) and of its last (all) trainable, BatchNorm in eval mode as graftwork
+fine-tunes by default. The two layouts take steps in turn in the same process (median of ``--steps`` each), so
+the ratio holds on a shared machine.
 
 Usage: python bench/memory_format.py [--backbones torchvision:mobilenet_v2,timm:efficientnet_lite0]
-       [--image-size 96] [--steps 6] [--out bench/results/memory_format.json]
+       [--image-size 96] [--steps 10] [--out bench/results/memory_format.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -24,24 +26,29 @@ import torch
 import torch.nn.functional as F
 
 from graftwork.backbones import build_backbone
+from graftwork.strategies.finetune import stage_schedule
 from graftwork.strategies.freezing import unfreeze_top
 
 
-def step_seconds(backbone, head, x, y, channels_last: bool, steps: int) -> float:
+def trainer(backbone, head, channels_last: bool, trainable: int):
+    """A training step of a private copy of (backbone, head) in one layout; returns step(x, y) -> seconds."""
+    backbone, head = copy.deepcopy(backbone), copy.deepcopy(head)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     backbone.model.to(memory_format=fmt)
-    x = x.contiguous(memory_format=fmt)
+    unfreeze_top(backbone, trainable)
     params = [p for p in list(backbone.parameters()) + list(head.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
-    times = []
-    for _ in range(steps + 2):  # the first two are warm-up (oneDNN primitive creation)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> float:
+        x = x.contiguous(memory_format=fmt)
         t0 = time.perf_counter()
         loss = F.cross_entropy(head(backbone.model(x).flatten(1)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[2:])
+        return time.perf_counter() - t0
+
+    return step
 
 
 def main() -> None:
@@ -49,7 +56,7 @@ def main() -> None:
     ap.add_argument("--backbones", default="torchvision:mobilenet_v2,timm:efficientnet_lite0,timm:resnet18")
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out", default="bench/results/memory_format.json")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -60,10 +67,15 @@ def main() -> None:
         backbone = build_backbone(name, pretrained=False).eval()
         head = torch.nn.Linear(backbone.feature_dim, 10)
         n_groups = len(backbone.layer_groups())
-        for trainable in sorted({max(1, n_groups // 4), n_groups}):
-            unfreeze_top(backbone, trainable)
-            standard = step_seconds(backbone, head, x, y, False, args.steps)
-            last = step_seconds(backbone, head, x, y, True, args.steps)
+        for trainable in sorted({stage_schedule(n_groups, "gradual")[0], n_groups}):  # first and last stage
+            steps = {layout: trainer(backbone, head, layout, trainable) for layout in (False, True)}
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for i in range(args.steps + 2):  # alternating; the first two of each are warm-up (oneDNN primitives)
+                for layout, step in steps.items():
+                    seconds = step(x, y)
+                    if i >= 2:
+                        times[layout].append(seconds)
+            standard, last = statistics.median(times[False]), statistics.median(times[True])
             rows.append({"backbone": name, "trainable_groups": f"{trainable}/{n_groups}",
                          "ms_standard": round(standard * 1000), "ms_channels_last": round(last * 1000),
                          "speedup": round(standard / last, 2)})
