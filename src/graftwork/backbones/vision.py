@@ -64,8 +64,8 @@ class ImageBackbone(Backbone):
                  groups: list[LayerGroup] | None = None):
         super().__init__()
         # convolutional networks run in channels-last layout: oneDNN's (and cuDNN's) fast path for convolutions,
-        # 1.3-1.5x faster to train on CPU for MobileNetV2 and EfficientNet-Lite0 (BENCHMARKS.md); saved weights
-        # are made contiguous again (run/folder.py), so the layout never leaves the process
+        # 1.4-1.7x faster training steps on CPU for MobileNetV2 and EfficientNet-Lite0 (BENCHMARKS.md); weights
+        # are saved contiguous (run/folder.py), so the layout never leaves the process
         self.channels_last = is_convolutional(model)
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         self.info = info
