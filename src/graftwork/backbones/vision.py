@@ -99,7 +99,7 @@ class ImageBackbone(Backbone):
         return torch.stack(prepared)
 
     def batch_to(self, batch: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-        batch = batch.to(device, non_blocking=True)
+        batch = super().batch_to(batch, device)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

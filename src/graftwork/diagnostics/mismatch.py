@@ -56,6 +56,9 @@ PAIRED_Z = 2.0
 HIGH_Z = 1.0
 # When random features already reach this accuracy the comparison cannot show a benefit (ceiling).
 CEILING_ACCURACY = 0.98
+# what to do about a domain shift, in the finding's advice and in the joint reading of `interpret`
+ADAPT_ADVICE = ("fine-tune (--strategy full or gradual) so the lower layers adapt; try --bn-stats update "
+                "(BatchNorm statistics recomputed from your data)")
 
 
 @dataclass
@@ -212,10 +215,8 @@ def bn_mismatch_finding(shift: BNShift | None, thresholds: tuple[float, float] =
         f"{score:.2f} off (mean shift in pretraining standard deviations plus |log variance ratio|, averaged "
         f"over layers; worst: {', '.join(x.name for x in worst_layers)}); the data look unlike the "
         "pretraining images.",
-        advice="fine-tune (--strategy full or gradual) so the lower layers adapt, and try --bn-stats update "
-               "(BatchNorm statistics recomputed from your data) and a larger --lr-ratio range (e.g. 1); expect "
-               "lower accuracy than on natural images; a backbone pretrained on similar data would transfer "
-               "better.",
+        advice=f"{ADAPT_ADVICE} and a larger --lr-ratio range (e.g. 1); expect lower accuracy than on natural "
+               "images; a backbone pretrained on similar data would transfer better.",
         value=score, metric="BN shift", details=details)
 
 
@@ -420,9 +421,7 @@ def interpret(bn: Finding | None, transfer: Finding | None) -> tuple[str, list[s
                  "the pretrained features still help: the higher layers transfer, the lower ones are seeing "
                  "unfamiliar inputs")
         return (f"the data {distance} the pretraining data, but {helps}.",
-                ["fine-tune (--strategy full or gradual) so the lower layers adapt; try --bn-stats update "
-                 "(BatchNorm statistics recomputed from your data)",
-                 "expect lower accuracy than on natural images"])
+                [ADAPT_ADVICE, "expect lower accuracy than on natural images"])
     if useless:
         return ("the inputs look like the pretraining data, yet the pretrained features separate the classes "
                 "no better than random ones: the classes differ in something pretraining did not learn to "
