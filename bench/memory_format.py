@@ -15,19 +15,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
-import statistics
-import time
-from datetime import date
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from graftwork.backbones import build_backbone
 from graftwork.strategies.finetune import stage_schedule
 from graftwork.strategies.freezing import unfreeze_top
+from steps import adamw_step, alternate, step_arguments, write_rows
 
 
 def trainer(backbone, head, channels_last: bool, trainable: int):
@@ -37,28 +31,13 @@ def trainer(backbone, head, channels_last: bool, trainable: int):
     backbone.model.to(memory_format=fmt)
     unfreeze_top(backbone, trainable)
     params = [p for p in list(backbone.parameters()) + list(head.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        x = x.contiguous(memory_format=fmt)
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(head(backbone(x)), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - t0
-
-    return step
+    return adamw_step(backbone, head, params, prepare=lambda x: x.contiguous(memory_format=fmt))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbones", default="torchvision:mobilenet_v2,timm:efficientnet_lite0,timm:resnet18")
-    ap.add_argument("--image-size", type=int, default=96)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--out", default="bench/results/memory_format.json")
-    args = ap.parse_args()
+    args = step_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                          "torchvision:mobilenet_v2,timm:efficientnet_lite0,timm:resnet18",
+                          "bench/results/memory_format.json")
     torch.manual_seed(0)
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     y = torch.randint(0, 10, (args.batch_size,))
@@ -69,22 +48,13 @@ def main() -> None:
         n_groups = len(backbone.layer_groups())
         for trainable in sorted({stage_schedule(n_groups, "gradual")[0], n_groups}):  # first and last stage
             steps = {layout: trainer(backbone, head, layout, trainable) for layout in (False, True)}
-            times: dict[bool, list[float]] = {False: [], True: []}
-            for i in range(args.steps + 2):  # alternating; the first two of each are warm-up (oneDNN primitives)
-                for layout, step in steps.items():
-                    seconds = step(x, y)
-                    if i >= 2:
-                        times[layout].append(seconds)
-            standard, last = statistics.median(times[False]), statistics.median(times[True])
+            t = alternate(steps, x, y, args.steps)
+            standard, last = t[False], t[True]
             rows.append({"backbone": name, "trainable_groups": f"{trainable}/{n_groups}",
                          "ms_standard": round(standard * 1000), "ms_channels_last": round(last * 1000),
                          "speedup": round(standard / last, 2)})
             print(json.dumps(rows[-1]), flush=True)
-    result = {"rows": rows, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-              "date": date.today().isoformat(), "image_size": args.image_size, "batch_size": args.batch_size,
-              "command": f"python bench/memory_format.py --backbones {args.backbones} --image-size {args.image_size}"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_rows(rows, args, "memory_format.py")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,14 @@ def test_training_augmentation_is_a_normalised_crop_reproducible_from_the_seed()
     full = pre.train_transform(scale=(1.0, 1.0), flip=False)
     full.ratio = [120 / 80, 120 / 80]
     assert torch.allclose(full(image), whole, atol=1e-6)
+
+
+def test_overlapping_uses_keep_the_patch_until_the_last_one_leaves():
+    """Nested calls, or forward passes of one network in several threads, share one patch."""
+    model = _model_with_statistics().eval()
+    conv, _ = conv_bn_pairs(model)[0]
+    with folded_batchnorm(model) as outer:
+        with folded_batchnorm(model) as inner:
+            assert inner == outer
+        assert "forward" in conv.__dict__  # still folded for the outer user
+    assert "forward" not in conv.__dict__

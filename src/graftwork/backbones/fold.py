@@ -20,6 +20,8 @@ models are the plain network's.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -67,25 +69,38 @@ def _folded_bn(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     return x if _uses_running_stats(bn) else nn.BatchNorm2d.forward(bn, x)
 
 
+_lock = threading.Lock()
+_active: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary()  # model -> [users, pairs]
+
+
 @contextmanager
 def folded_batchnorm(model: nn.Module) -> Iterator[int]:
     """Inside the context, ``model``'s foldable conv/BatchNorm pairs run as one convolution; yields how many.
 
     Pairs are found at entry (the network may have changed since the last call: adapters wrap convolutions);
     whether a pair runs folded is decided at each call from the BatchNorm's mode, so the same network can train
-    with some BatchNorm layers updating their statistics and others fixed. Nested contexts on the same network
-    leave the outer one in charge."""
+    with some BatchNorm layers updating their statistics and others fixed. Forward passes of one network in
+    several threads (a server) share the patch, which is removed when the last of them leaves."""
     if _module._global_forward_hooks or _module._global_forward_pre_hooks:
         yield 0
         return
-    pairs = [(c, b) for c, b in conv_bn_pairs(model)
-             if not (_hooked(c) or _hooked(b) or "forward" in c.__dict__ or "forward" in b.__dict__)]
-    for conv, bn in pairs:
-        conv.forward = partial(_folded_conv, conv, bn)
-        bn.forward = partial(_folded_bn, bn)
+    with _lock:
+        entry = _active.get(model)
+        if entry is None:
+            pairs = [(c, b) for c, b in conv_bn_pairs(model)
+                     if not (_hooked(c) or _hooked(b) or "forward" in c.__dict__ or "forward" in b.__dict__)]
+            for conv, bn in pairs:
+                conv.forward = partial(_folded_conv, conv, bn)
+                bn.forward = partial(_folded_bn, bn)
+            entry = _active[model] = [0, pairs]
+        entry[0] += 1
     try:
-        yield len(pairs)
+        yield len(entry[1])
     finally:
-        for conv, bn in pairs:
-            del conv.forward
-            del bn.forward
+        with _lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                for conv, bn in entry[1]:
+                    del conv.forward
+                    del bn.forward
+                del _active[model]
