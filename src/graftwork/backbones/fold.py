@@ -6,8 +6,8 @@ the classic inference optimisation (``torch.nn.utils.fuse_conv_bn_eval``), and g
 pretrained running statistics, so it holds while training too: the folded weights are computed from the
 convolution's weights and the BatchNorm's scale and shift at every forward pass, which keeps them differentiable,
 so the gradients reaching ``conv.weight``, ``bn.weight`` and ``bn.bias`` are the unfolded network's (to float
-rounding). It saves a pass over every activation forward and backward: MobileNetV2 at 96 px ran its eval forward
-1.85x and its training steps 1.4-1.6x faster on CPU (BENCHMARKS.md).
+rounding). It saves a pass over every activation forward and backward: MobileNetV2 at 96 px ran its training
+steps 1.3-1.5x and its evaluation forward 1.3x faster on CPU (``bench/batchnorm_fold.py``, BENCHMARKS.md).
 
 Only what is provably the same is folded: a plain ``nn.Conv2d`` directly followed by a plain ``nn.BatchNorm2d``
 inside an ``nn.Sequential`` (so nothing else reads the convolution's raw output; torchvision's

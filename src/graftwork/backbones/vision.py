@@ -63,7 +63,7 @@ class ImagePreprocess:
 # spend most of their time in per-call dispatch for the small images of a fine-tuning run (~0.8-1 ms per
 # 96 px image, as much as a quarter of a training step's compute per image on 2 CPU cores); these two run the
 # same PIL resampling and the same float arithmetic directly (the evaluation transform's output is identical to
-# ``compose()``'s, a test checks it), in about a third of the time.
+# ``compose()``'s, a test checks it), in a third to a half of the time.
 
 class _EvalTransform:
     """Resize the shorter side (torchvision's rounding), centre crop, scale to [0, 1], normalise."""
