@@ -21,11 +21,9 @@ import time
 
 import torch
 
-from graftwork.backbones import build_backbone
 from graftwork.backbones.fold import conv_bn_pairs
-from graftwork.strategies.finetune import stage_schedule
 from graftwork.strategies.freezing import unfreeze_top
-from steps import adamw_step, alternate, step_arguments, write_rows
+from steps import adamw_step, alternate, backbones_to_time, random_batch, step_arguments, write_rows
 
 
 def _forward(backbone, folded: bool):
@@ -57,18 +55,14 @@ def main() -> None:
     args = step_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
                           "torchvision:mobilenet_v2,torchvision:efficientnet_b0,torchvision:resnet18,timm:efficientnet_lite0",
                           "bench/results/batchnorm_fold.json")
-    torch.manual_seed(0)
-    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size).contiguous(
-        memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch_size,))
+    x, y = random_batch(args)
+    x = x.contiguous(memory_format=torch.channels_last)
     rows = []
-    for name in args.backbones.split(","):
-        backbone = build_backbone(name, pretrained=False).eval()
-        head = torch.nn.Linear(backbone.feature_dim, 10)
-        n_groups = len(backbone.layer_groups())
+    for name, backbone, head, stages in backbones_to_time(args):
+        n_groups = stages[-1]
         pairs = len(conv_bn_pairs(backbone.model))
         cases = [(f"train {t}/{n_groups} groups", {f: trainer(backbone, head, f, t) for f in (False, True)})
-                 for t in sorted({stage_schedule(n_groups, "gradual")[0], n_groups})]
+                 for t in stages]
         cases.append(("eval forward", {f: evaluator(copy.deepcopy(backbone), f) for f in (False, True)}))
         for what, steps in cases:
             t = alternate(steps, x, y, args.steps)

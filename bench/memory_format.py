@@ -18,10 +18,8 @@ import json
 
 import torch
 
-from graftwork.backbones import build_backbone
-from graftwork.strategies.finetune import stage_schedule
 from graftwork.strategies.freezing import unfreeze_top
-from steps import adamw_step, alternate, step_arguments, write_rows
+from steps import adamw_step, alternate, backbones_to_time, random_batch, step_arguments, write_rows
 
 
 def trainer(backbone, head, channels_last: bool, trainable: int):
@@ -38,15 +36,11 @@ def main() -> None:
     args = step_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
                           "torchvision:mobilenet_v2,timm:efficientnet_lite0,timm:resnet18",
                           "bench/results/memory_format.json")
-    torch.manual_seed(0)
-    x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
-    y = torch.randint(0, 10, (args.batch_size,))
+    x, y = random_batch(args)
     rows = []
-    for name in args.backbones.split(","):
-        backbone = build_backbone(name, pretrained=False).eval()
-        head = torch.nn.Linear(backbone.feature_dim, 10)
-        n_groups = len(backbone.layer_groups())
-        for trainable in sorted({stage_schedule(n_groups, "gradual")[0], n_groups}):  # first and last stage
+    for name, backbone, head, stages in backbones_to_time(args):
+        n_groups = stages[-1]
+        for trainable in stages:  # gradual's first and last stage
             steps = {layout: trainer(backbone, head, layout, trainable) for layout in (False, True)}
             t = alternate(steps, x, y, args.steps)
             standard, last = t[False], t[True]

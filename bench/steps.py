@@ -10,12 +10,16 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from graftwork.backbones import build_backbone
+from graftwork.strategies.finetune import stage_schedule
 
 Step = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -69,3 +73,20 @@ def write_rows(rows: list[dict], args: argparse.Namespace, script: str) -> None:
                          f"--steps {args.steps}"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def random_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random batch of ``--batch-size`` images of ``--image-size`` and 10-class labels."""
+    torch.manual_seed(0)
+    return (torch.randn(args.batch_size, 3, args.image_size, args.image_size),
+            torch.randint(0, 10, (args.batch_size,)))
+
+
+def backbones_to_time(args: argparse.Namespace) -> Iterator[tuple[str, Any, torch.nn.Linear, list[int]]]:
+    """Each of ``--backbones``, randomly initialised (speed does not depend on the weights) and in eval mode, with
+    a 10-class head and the trainable-group counts of gradual unfreezing's first and last stage."""
+    for name in args.backbones.split(","):
+        backbone = build_backbone(name, pretrained=False).eval()
+        n_groups = len(backbone.layer_groups())
+        stages = sorted({stage_schedule(n_groups, "gradual")[0], n_groups})
+        yield name, backbone, torch.nn.Linear(backbone.feature_dim, 10), stages

@@ -50,13 +50,12 @@ class ImagePreprocess:
 
     def compose(self) -> T.Compose:
         """The evaluation preprocessing as torchvision transforms (what :meth:`transform` computes)."""
-        return T.Compose([
-            T.Resize(self.resize, interpolation=_INTERPOLATION[self.interpolation], antialias=True),
-            T.CenterCrop(self.crop),
-            T.ToImage(),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(list(self.mean), list(self.std)),
-        ])
+        return T.Compose([T.Resize(self.resize, interpolation=_INTERPOLATION[self.interpolation], antialias=True),
+                          T.CenterCrop(self.crop), *self.tensor_steps()])
+
+    def tensor_steps(self) -> list[object]:
+        """PIL image to a float tensor in [0, 1], normalised: the last steps of every image pipeline."""
+        return [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(list(self.mean), list(self.std))]
 
 
 # Preprocessing runs once per image per epoch, on the training loop's critical path. torchvision's v2 transforms
@@ -104,8 +103,7 @@ class _TrainTransform:
                                                    interpolation=_INTERPOLATION[pre.interpolation])]
         if flip:
             steps.append(T.RandomHorizontalFlip())
-        steps += [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(list(pre.mean), list(pre.std))]
-        self.fallback = T.Compose(steps)
+        self.fallback = T.Compose(steps + pre.tensor_steps())
 
     def __call__(self, image: Any) -> torch.Tensor:
         if not isinstance(image, Image.Image) or image.mode != "RGB":
