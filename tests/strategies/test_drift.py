@@ -11,7 +11,7 @@ from graftwork.strategies.drift import forgetting, linear_cka
 from ..conftest import make_image_folder
 
 TINY = {"backbone": "timm:test_efficientnet", "pretrained": False, "stage_epochs": 2, "batch_size": 8}
-HUGE = {"lr": 30.0, "lr_ratio": 1.0, "lr_decay": 1.0, "grad_clip": 0.0}
+HUGE = {"lr": 100.0, "lr_ratio": 1.0, "lr_decay": 1.0, "grad_clip": 0.0}
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def test_a_stage_s_first_epoch_is_judged_by_the_floor_only():
 def test_a_huge_learning_rate_is_reported_as_forgetting_and_a_sane_one_is_not(folder):
     sane = graftwork.fit(folder, strategy="gradual", **TINY)
     assert "forgetting" not in {f["code"] for f in sane.metrics["findings"]}
-    wild = graftwork.fit(folder, strategy="gradual", **TINY, **HUGE)
+    # three epochs a stage: the forgetting rule judges a stage's second and later epochs
+    wild = graftwork.fit(folder, strategy="gradual", **(TINY | {"stage_epochs": 3}), **HUGE)
     found = [f for f in wild.metrics["findings"] if f["code"] == "forgetting"]
     assert found and found[0]["severity"] == "warning" and "learning rate" in found[0]["advice"]
     drift = wild.metrics["drift"]
