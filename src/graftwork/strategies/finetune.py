@@ -10,6 +10,11 @@ Out-of-Distribution"; gradual unfreezing and discriminative rates from Howard & 
 3. a stage that does not beat the best so far on validation ends the schedule, and the best stage's weights are
    kept, so the result is never worse on validation than the linear probe.
 
+A stage is never kept, whatever its accuracy, when its validation predictions collapse onto one class or its
+validation loss is worse than the probe's (an epoch that does either is not eligible as the stage's best); with a
+small validation split (``probe_margin``) it must also beat the probe by more than the standard error of the
+paired difference on the validation examples (see :mod:`.selection`).
+
 State is checkpointed atomically at the end of every epoch, and every epoch re-seeds the random generators from
 ``(seed, stage, epoch)``, so a run resumed after a crash ends exactly where an uninterrupted one would (on CPU).
 """
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +42,7 @@ from .drift import PROBE_BATCH, DriftMonitor, forgetting
 from .freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
 from .inputs import collate_for
 from .lora import ADAPTER_MARK, lora_param_groups, set_lora_train_mode
+from .selection import collapse_reason, paired_gap
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -96,6 +103,7 @@ class FineTuneSettings:
     lora: bool = False  # the backbone holds LoRA adapters: train them (and the head), nothing else
     workers: int = 0  # data-loading processes (decoding is cached; augmentation runs in them)
     bn_stats: str = "pretrained"  # BatchNorm running statistics while fine-tuning: "pretrained" or "update"
+    probe_margin: bool = False  # small validation: a stage must beat the probe by more than the standard error
 
 
 @dataclass
@@ -126,6 +134,7 @@ class Progress:
     stale_stages: int = 0  # consecutive stages that did not beat the best so far
     done: bool = False
     done_wise: bool = False
+    probe_pred: list[int] | None = None  # the probe's validation predictions (for the paired margin)
 
 
 def _seed_epoch(seed: int, stage: int, epoch: int) -> torch.Generator:
@@ -191,20 +200,57 @@ class FineTuner:
         # LoRA leaves the base weights untouched: no copy of them is kept (it would cost what LoRA saves)
         self.drift = (DriftMonitor(net.backbone, collate(probe)[0], device, track_weights=not settings.lora)
                       if len(probe) > 1 else None)
+        labels = getattr(val, "labels", None)
+        if labels is None:
+            labels = [val[i][1] for i in range(len(val))]  # type: ignore[arg-type]
+        self.val_labels = np.asarray(labels)
+        self.last_pred = np.zeros(0, dtype=np.int64)  # predictions of the latest validate()
+        self._probe_pred: list[int] | None = None
 
     # -- evaluation ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> Score:
         self.net.eval()
-        total_loss, correct, n = 0.0, 0, 0
+        total_loss, correct, n, preds = 0.0, 0, 0, []
         for batch, y in self.val_loader:
             with self._autocast():
                 logits = self.net(self.net.backbone.batch_to(batch, self.device)).float()
             y = y.to(self.device)
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
+            preds.append(logits.argmax(1).cpu())
             n += len(y)
+        self.last_pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
         return Score(correct / max(n, 1), total_loss / max(n, 1))
+
+    def probe_score(self) -> Score:
+        """Validate the network as it is now (the probe's head on the frozen backbone), remembering its
+        predictions, against which the stages are compared."""
+        score = self.validate()
+        self._probe_pred = self.last_pred.tolist()
+        return score
+
+    # -- which stage may be kept ------------------------------------------------------------------------------
+    def _ineligible(self, score: Score, progress: Progress) -> str | None:
+        """Why an epoch's model may not be kept whatever its accuracy: collapsed, or a worse loss than the probe."""
+        reason = collapse_reason(self.last_pred, self.val_labels, int(self.val_labels.max(initial=0)) + 1)
+        if reason:
+            return reason
+        probe_loss = progress.stages[0].get("val_loss", math.inf) if progress.stages else math.inf
+        if score.val_loss > probe_loss + 1e-9:
+            return f"validation loss {score.val_loss:.4f} is worse than the linear probe's {probe_loss:.4f}"
+        return None
+
+    def _short_of_margin(self, pred: list[int] | None, progress: Progress) -> str | None:
+        """With a small validation split: why a stage's gain over the probe is within its noise, or None."""
+        if not self.s.probe_margin or progress.probe_pred is None or pred is None:
+            return None
+        truth = self.val_labels
+        gap, se = paired_gap(np.asarray(pred) == truth, np.asarray(progress.probe_pred) == truth)
+        if gap > se:
+            return None
+        return (f"its gain over the linear probe ({gap:+.4f}) is within the standard error ({se:.4f}) on "
+                f"{len(truth)} validation examples: the simpler probe is kept")
 
     def _autocast(self):
         if self.s.bf16 and self.device.type == "cuda":
@@ -268,6 +314,9 @@ class FineTuner:
     def run(self, progress: Progress, resume: dict[str, Any] | None = None) -> Progress:
         """Run (or continue) the schedule; the network ends with the best stage's weights."""
         best_state = self._snapshot() if resume is None else resume["best_net"]
+        if resume is None and progress.probe_pred is None and self.s.probe_margin:
+            progress.probe_pred = self._probe_pred if self._probe_pred is not None else (
+                self.validate(), self.last_pred.tolist())[1]
         while progress.stage < len(progress.schedule) and not progress.done:
             n_unfrozen = progress.schedule[progress.stage]
             opt, sched, rates = self._optimizer(n_unfrozen)
@@ -303,9 +352,14 @@ class FineTuner:
                                               "train_acc": train_acc, "val_loss": score.val_loss,
                                               "val_acc": score.val_acc, "seconds": time.perf_counter() - t0})
                     prev = progress.stage_best
-                    improved = score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev else None)
+                    rejected = self._ineligible(score, progress)
+                    if rejected:
+                        record["history"][-1]["rejected"] = rejected
+                    improved = not rejected and score.beats(Score(prev["val_acc"], prev["val_loss"])
+                                                            if prev else None)
                     if improved:
-                        progress.stage_best = {"epoch": progress.epoch, **asdict(score)}
+                        progress.stage_best = {"epoch": progress.epoch, **asdict(score),
+                                               "pred": self.last_pred.tolist()}
                         stage_best_state = self._snapshot()
                         progress.bad_epochs = 0
                     else:
@@ -319,12 +373,9 @@ class FineTuner:
                         callback(progress)
                     advance(1)
             self._restore(stage_best_state)
-            sb = progress.stage_best or {"epoch": 0, "val_acc": 0.0, "val_loss": float("inf")}
-            record.update({"best_epoch": sb["epoch"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]})
-            self.console.info(f"  stage {record['stage']}: val accuracy {sb['val_acc']:.4f} "
-                              f"(best so far {progress.best['val_acc']:.4f}, {progress.best['stage']})")
-            if Score(sb["val_acc"], sb["val_loss"]).beats(Score(progress.best["val_acc"], progress.best["val_loss"])):
-                progress.best = {"stage": record["stage"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]}
+            if self._stage_wins(record, progress):
+                progress.best = {"stage": record["stage"], "val_acc": record["val_acc"],
+                                 "val_loss": record["val_loss"]}
                 best_state = self._snapshot()
                 progress.stale_stages = 0
             else:
@@ -344,6 +395,28 @@ class FineTuner:
         for r in progress.stages:
             r["kept"] = r["stage"] == progress.best["stage"]
         return progress
+
+    def _stage_wins(self, record: dict[str, Any], progress: Progress) -> bool:
+        """Record the stage's result; True when it is kept over the best so far (see the module docstring)."""
+        sb = progress.stage_best
+        if sb is None:  # no eligible epoch: report the most accurate one, and why it was not kept
+            raw = max(record["history"], key=lambda r: (r["val_acc"], -r["val_loss"]), default=None)
+            record.update({"best_epoch": raw["epoch"] if raw else 0, "val_acc": raw["val_acc"] if raw else 0.0,
+                           "val_loss": raw["val_loss"] if raw else math.inf,
+                           "rejected": raw.get("rejected", "no epoch trained") if raw else "no epoch trained"})
+            wins = False
+        else:
+            record.update({"best_epoch": sb["epoch"], "val_acc": sb["val_acc"], "val_loss": sb["val_loss"]})
+            best = Score(progress.best["val_acc"], progress.best["val_loss"])
+            wins = Score(sb["val_acc"], sb["val_loss"]).beats(best)
+            short = (self._short_of_margin(sb.get("pred"), progress)
+                     if progress.best["stage"] == "linear probe" else None)
+            if wins and short:
+                record["rejected"], wins = short, False
+        self.console.info(f"  stage {record['stage']}: val accuracy {record['val_acc']:.4f} "
+                          f"(best so far {progress.best['val_acc']:.4f}, {progress.best['stage']})"
+                          + (f"; not kept: {record['rejected']}" if record.get("rejected") else ""))
+        return wins
 
     def _snapshot(self, copy: bool = True) -> dict[str, torch.Tensor]:
         """The weights a stage can change: everything, or with LoRA only the adapters and the head (the base

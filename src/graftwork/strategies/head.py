@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold
 from threadpoolctl import threadpool_limits
 from torch import nn
+
+from .selection import cv_splits, simplest_near_best
 
 # The regularisation grid of the probe (scikit-learn's C, inverse L2 strength, on standardised features).
 # Measured on MobileNetV2 features of Fashion-MNIST: the chosen C ranges from 1e-3 (10 per class) to 3e-2
@@ -63,9 +65,23 @@ class ProbeFit:
     c: float
     selection: str  # "validation" | "cross-validation" | "given" | "default"
     grid: list[dict[str, float]] = field(default_factory=list)
+    examples: int = 0  # examples the choice was made on (held out, or cross-validated over)
+    folds: str = ""  # "5-fold x 3" for cross-validation
+    best_c: float | None = None  # the most accurate C, when a near-tie moved the choice to a stronger one
 
     def to_dict(self) -> dict:
-        return {"C": self.c, "selection": self.selection, "grid": self.grid}
+        out = {"C": self.c, "selection": self.selection, "grid": self.grid, "examples": self.examples}
+        return out | ({"folds": self.folds} if self.folds else {}) | (
+            {"most_accurate_C": self.best_c} if self.best_c is not None and self.best_c != self.c else {})
+
+    def describe(self) -> str:
+        """How C was chosen, in words: ``C=0.1, chosen by cross-validation (5-fold x 3 over 40 examples)``."""
+        how = {"validation": f"validation ({self.examples} examples)",
+               "cross-validation": f"cross-validation ({self.folds} over {self.examples} examples)"}
+        text = f"C={self.c:g}, " + (f"chosen by {how[self.selection]}" if self.selection in how else self.selection)
+        if self.best_c is not None and self.best_c != self.c:
+            text += f"; C={self.best_c:g} was within one standard error, the stronger regularisation kept"
+        return text
 
 
 def evaluate_head(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -127,8 +143,8 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
     convergence) on standardised cached features.
 
     The regularisation strength ``c`` (scikit-learn's C) is chosen on the validation features when given, else
-    by stratified k-fold cross-validation on the training features, else ``DEFAULT_C``; a given ``c`` is used
-    as is. ``class_weights`` weight the training loss (imbalanced classes).
+    by repeated stratified k-fold cross-validation on the training features (see :func:`_cross_validate`), else
+    ``DEFAULT_C``; a given ``c`` is used as is. ``class_weights`` weight the training loss (imbalanced classes).
     """
     num_classes = head.fc.out_features
     head.set_normalization(torch.from_numpy(x_train).float())
@@ -148,18 +164,32 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
             clf = _logistic(z, y_train, cand, class_weights, clf)
             acc, loss = _score(clf, zv, y_val, num_classes)
             fit.grid.append({"C": cand, "val_acc": acc, "val_loss": loss})
-        fit.c, fit.selection = _best(fit.grid), "validation"
+        fit.c, fit.selection, fit.examples = _best(fit.grid), "validation", len(y_val)
     elif c is None and smallest >= 2:
-        k = min(5, smallest)
-        folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y_train))
-        fold_clfs: list[LogisticRegression | None] = [None] * k
-        for cand in PROBE_CS:
-            fold_clfs = [_logistic(z[tr], y_train[tr], cand, class_weights, clf)
-                         for (tr, _), clf in zip(folds, fold_clfs, strict=True)]
-            scores = [_score(clf, z[te], y_train[te], num_classes) for (_, te), clf in zip(folds, fold_clfs,
-                                                                                             strict=True)]
-            fit.grid.append({"C": cand, "val_acc": float(np.mean([s[0] for s in scores])),
-                             "val_loss": float(np.mean([s[1] for s in scores]))})
-        fit.c, fit.selection = _best(fit.grid), "cross-validation"
+        _cross_validate(fit, z, y_train, num_classes, class_weights, seed)
     _load(head, _logistic(z, y_train, fit.c, class_weights))
     return fit
+
+
+def _cross_validate(fit: ProbeFit, z: np.ndarray, y: np.ndarray, num_classes: int,
+                    class_weights: list[float] | None, seed: int) -> None:
+    """Choose C by repeated stratified k-fold cross-validation: the most accurate C on the held-out folds (ties:
+    lower held-out loss), then the strongest regularisation within one standard error of it (paired over folds).
+
+    Few examples cannot tell neighbouring strengths apart, and the stronger one is the safer bet then."""
+    k, repeats = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))
+    folds = list(RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(z, y))
+    fold_clfs: list[LogisticRegression | None] = [None] * len(folds)
+    per_fold: list[np.ndarray] = []
+    for cand in PROBE_CS:
+        fold_clfs = [_logistic(z[tr], y[tr], cand, class_weights, clf)
+                     for (tr, _), clf in zip(folds, fold_clfs, strict=True)]
+        scores = np.array([_score(clf, z[te], y[te], num_classes)
+                           for (_, te), clf in zip(folds, fold_clfs, strict=True)])
+        per_fold.append(scores[:, 0])
+        fit.grid.append({"C": cand, "val_acc": float(scores[:, 0].mean()), "val_loss": float(scores[:, 1].mean()),
+                         "val_acc_se": float(scores[:, 0].std(ddof=1) / np.sqrt(len(folds)))})
+    best = PROBE_CS.index(_best(fit.grid))
+    chosen = simplest_near_best(per_fold, best)  # PROBE_CS runs from strong to weak regularisation
+    fit.c, fit.best_c = PROBE_CS[chosen], PROBE_CS[best]
+    fit.selection, fit.examples, fit.folds = "cross-validation", len(y), f"{k}-fold x {repeats}"
