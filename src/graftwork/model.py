@@ -16,6 +16,7 @@ from .features import FeatureCache, default_cache_dir, extract_features, resolve
 from .metrics import classification_metrics
 from .run import read_run_folder, save_run_folder
 from .run.backbone import backbone_tensors, restore_backbone
+from .run.folder import HEAD
 from .strategies import LinearHead
 from .strategies.lora import has_lora, remove_lora
 
@@ -24,7 +25,8 @@ class TransferModel:
     """A pretrained backbone with a trained head. Create with :func:`graftwork.fit` or :func:`graftwork.load`."""
 
     def __init__(self, backbone: Backbone, head: LinearHead, classes: list[str], config: dict[str, Any],
-                 metrics: dict[str, Any] | None = None, device: str = "auto", console: Console = SILENT):
+                 metrics: dict[str, Any] | None = None, device: str = "auto", console: Console = SILENT,
+                 cache_dir: str | Path | None = None):
         self.backbone = backbone
         self.head = head.eval()
         self.classes = list(classes)
@@ -32,6 +34,7 @@ class TransferModel:
         self.metrics = metrics or {}
         self.device = resolve_device(device)
         self.console = console
+        self.cache_dir = cache_dir  # this machine's feature cache (None: $GRAFTWORK_CACHE or ~/.cache/graftwork)
 
     @property
     def modality(self) -> str:
@@ -45,7 +48,7 @@ class TransferModel:
     def _cache(self, use_cache: bool) -> FeatureCache | None:
         if not use_cache:
             return None
-        root = self.config.get("fit", {}).get("cache_dir") or default_cache_dir()
+        root = self.cache_dir or default_cache_dir()  # never the run's recorded cache_dir: another machine's
         return FeatureCache(root, self.backbone.cache_key())
 
     def features(self, items: list[str], origins: list[str] | None = None, *, use_cache: bool = False,
@@ -166,13 +169,44 @@ class TransferModel:
             return {}
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT) -> TransferModel:
-        config, head_sd, metrics, backbone_sd = read_run_folder(path)
-        try:
-            classes = config["classes"]
-        except KeyError as e:
-            raise RunFolderError(f"{path}: config.json lacks {e}.", hint="re-run `graftwork fit`.") from None
-        backbone = restore_backbone(path, config, backbone_sd)
-        head = LinearHead(int(head_sd["fc.weight"].shape[1]), int(head_sd["fc.weight"].shape[0]))
-        head.load_state_dict(head_sd)
-        return cls(backbone, head, classes, config, metrics, device=device, console=console)
+    def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT, weights: str | None = None,
+             cache_dir: str | Path | None = None) -> TransferModel:
+        """Load a run folder, checking everything it says before using it (see :func:`read_run_folder`).
+
+        Locations come from this machine, never from the run's config.json: ``weights``, the pretrained weights'
+        file or folder when the default lookup by backbone name does not find them; ``cache_dir``, the feature
+        cache (default: ``$GRAFTWORK_CACHE`` or ``~/.cache/graftwork``). Loading writes nothing into the folder.
+        """
+        config, head_sd, metrics, backbone_sd = read_run_folder(path, task="classification")
+        backbone = restore_backbone(path, config, backbone_sd, weights=weights)
+        head = restore_head(path, head_sd, in_features=backbone.feature_dim, classes=config["classes"],
+                            recorded_in=config["head"]["in_features"])
+        return cls(backbone, head, config["classes"], config, metrics, device=device, console=console,
+                   cache_dir=cache_dir)
+
+
+def restore_head(path: str | Path, state: dict[str, torch.Tensor], *, in_features: int, classes: list[str],
+                 recorded_in: int) -> LinearHead:
+    """The classification head from ``head.safetensors``, after checking that its sizes agree with the backbone and
+    with the class list in config.json (a head with more or fewer outputs than classes would mislabel)."""
+    where = Path(path) / HEAD
+    weight = state.get("fc.weight")
+    if weight is None or weight.ndim != 2:
+        raise RunFolderError(f"{where}: no linear layer ('fc.weight') of the expected form.",
+                             hint="re-run `graftwork fit`.")
+    if weight.shape[0] != len(classes):
+        raise RunFolderError(f"{where}: the head has {weight.shape[0]} outputs but config.json's 'classes' lists "
+                             f"{len(classes)} classes.", hint="config.json or the head was edited: restore the run "
+                                                              "folder, or re-run `graftwork fit`.")
+    if not weight.shape[1] == recorded_in == in_features:
+        raise RunFolderError(f"{where}: the head takes {weight.shape[1]} features, config.json's 'head.in_features' "
+                             f"is {recorded_in}, and the backbone gives {in_features}.",
+                             hint="re-run `graftwork fit`.")
+    head = LinearHead(in_features, len(classes))
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as e:
+        raise RunFolderError(f"{where}: does not fit a linear head ({str(e).splitlines()[0]}).",
+                             hint="re-run `graftwork fit`.") from None
+    return head
+

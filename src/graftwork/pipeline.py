@@ -293,7 +293,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             feats = _features(backbone, parts, cfg, console, [])  # final metrics with the fine-tuned backbone
 
     model_config = _run_config(backbone, classes, cfg, plan.to_dict(), data)
-    model = TransferModel(backbone, head, classes, model_config, device=cfg.device, console=console)
+    model = TransferModel(backbone, head, classes, model_config, device=cfg.device, console=console,
+                          cache_dir=cfg.cache_dir)
     metrics: dict[str, Any] = {"stages": stages, "kept_stage": next(s["stage"] for s in stages if s.get("kept")),
                                "probe": probe.to_dict(),
                                "data": splits.summary() | {"skipped": skipped, "fit_split": {

@@ -188,17 +188,39 @@ class NerModel:
                                force=force, adapter=adapter)
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT) -> NerModel:
+    def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT,
+             weights: str | None = None) -> NerModel:
+        """Load an NER run folder, checking everything it says before using it; ``weights``: where the pretrained
+        weights are on this machine when the lookup by backbone name does not find them (never taken from the
+        run's config.json). Loading writes nothing into the folder."""
         if (Path(path) / "config.json").is_file() and not is_ner_run(path):
             raise RunFolderError(f"{path}: not an NER run (its config.json has no task 'ner').",
                                  hint="load it with graftwork.load().")
-        config, head_sd, metrics, backbone_sd = read_run_folder(path)
+        config, head_sd, metrics, backbone_sd = read_run_folder(path, task="ner")
         tags = config["tags"]
-        backbone = restore_backbone(path, config, backbone_sd)
-        assert isinstance(backbone, TextBackbone)
+        backbone = restore_backbone(path, config, backbone_sd, weights=weights)
+        if not isinstance(backbone, TextBackbone):
+            raise RunFolderError(f"{path}: an NER run needs a text backbone; {backbone.info.name} is "
+                                 f"{backbone.modality}.", hint="re-run `graftwork fit --task ner`.")
         net = TokenClassifier(backbone, len(tags))
-        net.head.load_state_dict(head_sd)
+        _load_head(path, net.head, head_sd, tags)
         return cls(net, tags, config, metrics, device=device, console=console)
+
+
+def _load_head(path: str | Path, head: TokenHead, state: dict[str, torch.Tensor], tags: list[str]) -> None:
+    """Load the tag layer, after checking it has one output per tag in config.json (or tags would be mislabelled)."""
+    where = Path(path) / "head.safetensors"
+    weight = state.get("fc.weight")
+    if weight is None or weight.ndim != 2 or weight.shape[0] != len(tags):
+        found = "no tag layer ('fc.weight')" if weight is None or weight.ndim != 2 else f"{weight.shape[0]} outputs"
+        raise RunFolderError(f"{where}: {found}, but config.json's 'tags' lists {len(tags)} tags.",
+                             hint="config.json or the head was edited: restore the run folder, or re-run "
+                                  "`graftwork fit --task ner`.")
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as e:  # e.g. a head for another backbone's state size
+        raise RunFolderError(f"{where}: does not fit this backbone's tag layer ({str(e).splitlines()[0]}).",
+                             hint="re-run `graftwork fit --task ner`.") from None
 
 
 def is_ner_run(path: str | Path) -> bool:

@@ -2,7 +2,8 @@
 
 Layout::
 
-    config.json         backbone identity and weights fingerprint, classes, preprocessing, plan, settings, versions
+    config.json         backbone identity and weights fingerprint, classes, preprocessing, plan, settings, versions,
+                        and the sha256 of each weight file below ("files"), checked before any is loaded
     head.safetensors    the trained head
     backbone.safetensors  backbone weights, only when they are not the pretrained ones (e.g. random init)
     adapter.safetensors   LoRA adapter weights (strategy lora): the pretrained backbone + these give the model
@@ -15,6 +16,7 @@ leaves a half-written run, and ``--force`` replaces an old run only once the new
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -26,12 +28,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import RunFolderError
+from .schema import validate_run_config
 
 CONFIG = "config.json"
 HEAD = "head.safetensors"
 BACKBONE = "backbone.safetensors"
 ADAPTER = "adapter.safetensors"
 METRICS = "metrics.json"
+WEIGHT_FILES = (HEAD, BACKBONE, ADAPTER)
 
 
 def check_out_dir(out: str | Path, force: bool) -> Path:
@@ -76,6 +80,7 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
             save_file({k: v.contiguous() for k, v in backbone.items()}, str(staging / BACKBONE))
         if adapter is not None:
             save_file({k: v.contiguous() for k, v in adapter.items()}, str(staging / ADAPTER))
+        config = config | {"files": weight_digests(staging)}  # checked at load: config.json is written after
         write_json(staging / CONFIG, config)
         write_json(staging / METRICS, metrics)
         for name, text in (extra or {}).items():
@@ -95,9 +100,28 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
     return path
 
 
-def read_run_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any],
-                                               dict[str, torch.Tensor] | None]:
-    """(config, head tensors, metrics, backbone tensors or None)."""
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks (weight files can be large)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weight_digests(folder: Path) -> dict[str, str]:
+    """The fingerprint of each weight file in ``folder``, recorded under ``"files"`` in config.json."""
+    return {name: file_digest(folder / name) for name in WEIGHT_FILES if (folder / name).is_file()}
+
+
+def read_run_folder(path: str | Path, *, task: str | None = None
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor] | None]:
+    """(config, head tensors, metrics, backbone tensors or None), each checked before use.
+
+    config.json is validated (:func:`~graftwork.run.schema.validate_run_config`; ``task``: the task the caller
+    loads) and every weight file is loaded only after its sha256 matches the one config.json records: a run
+    folder copied from elsewhere is data to check, not instructions to follow.
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise RunFolderError(f"{root}: not a folder.", hint="pass the --out folder of a `graftwork fit` run.")
@@ -108,14 +132,44 @@ def read_run_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     try:
         config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
         metrics = json.loads((root / METRICS).read_text(encoding="utf-8")) if (root / METRICS).is_file() else {}
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunFolderError(f"{root}: damaged JSON ({e}).", hint="re-run `graftwork fit`.") from None
-    head = load_file(str(root / HEAD))
-    backbone = load_file(str(root / BACKBONE)) if (root / BACKBONE).is_file() else None
-    return config, head, metrics, backbone
+    validate_run_config(config, root, task=task)
+    head = _verified_tensors(root, HEAD, config)
+    assert head is not None  # present: checked above
+    return config, head, metrics, _verified_tensors(root, BACKBONE, config)
 
 
-def read_adapter(path: str | Path) -> dict[str, torch.Tensor] | None:
-    """The run's LoRA adapter weights, or None when it has none."""
-    file = Path(path).expanduser() / ADAPTER
-    return load_file(str(file)) if file.is_file() else None
+def read_adapter(path: str | Path, config: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The run's LoRA adapter weights (checked against ``config``'s fingerprint), or None when it has none."""
+    return _verified_tensors(Path(path).expanduser(), ADAPTER, config)
+
+
+_RESTORE = "restore the run folder from a copy you trust, or re-run `graftwork fit`."
+
+
+def _verified_tensors(root: Path, name: str, config: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The tensors of weight file ``name`` after checking its sha256 against config.json's record; None when the
+    run has no such file. A file without a record, or a record without a file, is refused as well."""
+    file = root / name
+    expected = (config.get("files") or {}).get(name)
+    if not file.is_file():
+        if expected:
+            raise RunFolderError(f"{file}: missing, but config.json records it (sha256 {expected[:16]}...); the "
+                                 "run folder is incomplete.", hint=_RESTORE)
+        return None
+    if not expected:
+        raise RunFolderError(f"{file}: config.json records no fingerprint for this file ('files' → {name!r}), so "
+                             "it cannot be checked and was not loaded.",
+                             hint="runs written before graftwork recorded weight fingerprints, or whose config.json "
+                                  "was edited, cannot be trusted: re-run `graftwork fit`.")
+    actual = file_digest(file)
+    if actual != expected:
+        raise RunFolderError(f"{file}: not the file this run wrote (sha256 {actual[:16]}..., config.json records "
+                             f"{expected[:16]}...); it was not loaded.",
+                             hint=f"it was changed or damaged after `graftwork fit` wrote it: {_RESTORE}")
+    try:
+        return load_file(str(file))
+    except Exception as e:  # safetensors' own error types: a damaged header, a truncated file
+        raise RunFolderError(f"{file}: not a readable safetensors file ({type(e).__name__}: {e}).",
+                             hint=_RESTORE) from None

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..backbones.base import Backbone
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFolderError
 from .freezing import batchnorms, param_groups
 
 ADAPTER_MARK = "lora_"
@@ -154,13 +154,26 @@ def adapter_state(backbone: Backbone) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(backbone).items()}
 
 
-def load_adapter_state(backbone: Backbone, state: dict[str, torch.Tensor]) -> None:
+def load_adapter_state(backbone: Backbone, state: dict[str, torch.Tensor], *, source: str = "the saved adapters"
+                       ) -> None:
+    """Load saved adapter weights into adapters already applied to ``backbone``; all of them or nothing.
+
+    A missing adapter tensor would silently keep its initial value (``B = 0``: that layer's adaptation gone), an
+    unexpected one means the adapters were made for another network: both are refused, as is a shape mismatch.
+    """
     from peft.functional import set_peft_model_state_dict
 
-    result = set_peft_model_state_dict(backbone, state)
-    unexpected = list(getattr(result, "unexpected_keys", []) or [])
-    if unexpected:
-        raise ConfigError(f"the saved adapters do not fit this backbone (unexpected: {unexpected[:3]}).")
+    expected = adapter_state(backbone)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        parts = [f"{label} {keys[:3]}{' ...' if len(keys) > 3 else ''} ({len(keys)})" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", wrong)) if keys]
+        raise RunFolderError(f"{source}: the adapter weights do not fit this backbone's adapters: "
+                             f"{'; '.join(parts)}.", hint="the adapters were saved for another backbone or LoRA "
+                                                          "setting, or the file was edited: re-run `graftwork fit`.")
+    set_peft_model_state_dict(backbone, state)
 
 
 @torch.no_grad()
