@@ -5,12 +5,32 @@
 >>> model.predict(["a.jpg"])                              # doctest: +SKIP
 >>> graftwork.load("run1").evaluate("test/")              # doctest: +SKIP
 >>> graftwork.rank("photos/", ["torchvision:mobilenet_v2", "timm:efficientnet_b0"])  # doctest: +SKIP
+
+The names are imported on first use (PEP 562), so that ``import graftwork`` alone does not load torch: the
+ONNX runtime path (:mod:`graftwork.runtime`) and the CLI's ``predict`` on an export run without it.
 """
 
-from .api import backbones, fit, load, rank
-from .config import FitConfig
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import GraftworkError
-from .model import TransferModel
+
+if TYPE_CHECKING:
+    from .api import backbones, fit, load, rank
+    from .config import FitConfig
+    from .model import TransferModel
 
 __version__ = "0.1.0"
 __all__ = ["fit", "load", "backbones", "rank", "FitConfig", "TransferModel", "GraftworkError", "__version__"]
+_LAZY = {"fit": "api", "load": "api", "backbones": "api", "rank": "api", "FitConfig": "config",
+         "TransferModel": "model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'graftwork' has no attribute {name!r}")
