@@ -109,6 +109,9 @@ class FitConfig:
         "audio: seconds of audio the backbone sees at once (default: the backbone's own, capped at 30)"))
     audio_long: str = field(default="split", metadata=_meta(
         "audio clips longer than the window: crop (keep the centre) or split (windows, features averaged)"))
+    max_audio_seconds: float = field(default=600.0, metadata=_meta(
+        "audio: the longest clip read, in seconds; a longer file is refused from its header, before it is "
+        "decoded (it would need memory in proportion to its length)"))
     cache: bool = field(default=True, metadata=_meta("cache backbone features on disk"))
     cache_dir: str | None = field(default=None, metadata=_meta(
         "feature cache folder (default: $GRAFTWORK_CACHE or ~/.cache/graftwork)"))
@@ -164,6 +167,8 @@ def validate(cfg: FitConfig) -> list[Problem]:
     _check(p, cfg.audio_long in AUDIO_LONG, "audio_long", f"one of {', '.join(AUDIO_LONG)}", cfg.audio_long)
     _check(p, cfg.audio_window is None or (isinstance(cfg.audio_window, (int, float)) and 0 < cfg.audio_window <= 30),
            "audio_window", "a number of seconds in (0, 30]", cfg.audio_window)
+    _check(p, isinstance(cfg.max_audio_seconds, (int, float)) and not isinstance(cfg.max_audio_seconds, bool)
+           and cfg.max_audio_seconds > 0, "max_audio_seconds", "a number of seconds > 0", cfg.max_audio_seconds)
     _check(p, cfg.class_weights in CLASS_WEIGHTS, "class_weights", f"one of {', '.join(CLASS_WEIGHTS)}",
            cfg.class_weights)
     _check(p, cfg.bn_stats in BN_STATS, "bn_stats", f"one of {', '.join(BN_STATS)}", cfg.bn_stats)

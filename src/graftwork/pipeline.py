@@ -228,7 +228,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         cfg.backbone = backbone_name
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights,
-                              audio_window=cfg.audio_window, audio_long=cfg.audio_long)
+                              audio_window=cfg.audio_window, audio_long=cfg.audio_long,
+                              audio_max_seconds=cfg.max_audio_seconds)
     if cfg.image_size is not None and isinstance(backbone, ImageBackbone):
         backbone.set_image_size(cfg.image_size)
     if backbone.modality != splits.modality:

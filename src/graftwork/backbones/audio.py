@@ -6,7 +6,10 @@ encoder only (Radford et al. 2022); the decoder is never loaded.
 
 **Window.** A backbone sees ``window_s`` seconds at once. Shorter clips are zero-padded to the window (so a
 clip's features never depend on what else is in its batch); longer clips are either cropped to their centre
-(``long="crop"``) or cut into windows whose features are averaged (``long="split"``, the default).
+(``long="crop"``, reading only the centre's frames from the file) or cut into windows whose features are averaged
+(``long="split"``, the default). Windows go through the encoder ``WINDOWS_PER_PASS`` at a time, so a batch of
+long clips does not need the activations of all its windows at once. Clips longer than ``max_audio_seconds``
+(10 minutes by default) are refused from their header, before decoding.
 Whisper was trained on 30 s inputs and transformers' encoder insists on exactly that many frames; padding a 1 s
 keyword to 30 s costs ~30x the compute. So the encoder is built with ``max_source_positions`` = the window's frame
 count and the first rows of its (fixed, sinusoidal) position table: the same weights, a shorter input. The model
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.audio import Waveform, resample, windows
+from ..data.audio import DEFAULT_MAX_SECONDS, Waveform, load_audio, load_centre, resample, windows
 from ..errors import ConfigError, WeightsError
 from .base import Backbone, BackboneInfo, LayerGroup
 
@@ -36,6 +39,7 @@ AUDIO_MODEL_TYPES = {"whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio",
 MAX_WINDOW_S = 30.0
 WAV2VEC2_WINDOW_S = 10.0
 WHISPER_SAMPLES_PER_FRAME = 320  # 160-sample mel hop, then the stride-2 convolution
+WINDOWS_PER_PASS = 16  # windows through the encoder at once: a batch of long clips is encoded in slices this size
 _FROZEN_PARAMS = ("embed_positions.weight",)  # Whisper's sinusoidal table: fixed in pretraining, kept fixed
 
 
@@ -47,14 +51,22 @@ def options_from_preprocessing(pre: dict[str, Any]) -> dict[str, Any]:
     """The ``build_backbone`` keyword arguments that rebuild an audio backbone's recorded preprocessing."""
     if pre.get("kind") != "audio":
         return {}
-    return {"audio_window": pre.get("window_s"), "audio_long": pre.get("long", "split")}
+    return {"audio_window": pre.get("window_s"), "audio_long": pre.get("long", "split"),
+            "audio_max_seconds": pre.get("max_s")}
 
 
 class AudioBackbone(Backbone):
-    """A speech encoder giving masked-mean-pooled features of fixed-length windows, averaged per clip."""
+    """A speech encoder giving masked-mean-pooled features of fixed-length windows, averaged per clip.
+
+    ``max_seconds`` is the longest clip it reads (checked from the file's header, before decoding); it changes
+    which clips are accepted, never their features, so it is not part of the feature cache key.
+    """
+
+    cache_neutral = ("max_s",)
 
     def __init__(self, encoder: nn.Module, feature_extractor: Any, info: BackboneInfo, *, whisper: bool,
-                 window_s: float, long: str, use_attention_mask: bool = False):
+                 window_s: float, long: str, use_attention_mask: bool = False,
+                 max_seconds: float = DEFAULT_MAX_SECONDS):
         super().__init__()
         self.encoder = encoder
         self.feature_extractor = feature_extractor
@@ -65,10 +77,12 @@ class AudioBackbone(Backbone):
         self.window = int(round(window_s * self.rate))
         self.long = long
         self.use_attention_mask = use_attention_mask
+        self.max_seconds = float(max_seconds)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
         return {"kind": "audio", "sample_rate": self.rate, "window_s": self.window_s, "long": self.long,
+                "max_s": self.max_seconds,
                 "channels": "mean of channels", "resampling": "scipy.signal.resample_poly",
                 "input": f"log-mel, {self.feature_extractor.feature_size} bins" if self.whisper else
                 "waveform" + (", normalised per window" if self._normalise else ""),
@@ -77,6 +91,12 @@ class AudioBackbone(Backbone):
     @property
     def _normalise(self) -> bool:
         return bool(getattr(self.feature_extractor, "do_normalize", False)) and not self.whisper
+
+    def load(self, item: str) -> Waveform:
+        """A clip as :meth:`prepare` takes it; a cropped long clip reads only its centre window's frames."""
+        if self.long == "crop":
+            return load_centre(item, self.rate, self.window, max_seconds=self.max_seconds)
+        return load_audio(item, max_seconds=self.max_seconds)
 
     def prepare(self, raw: Waveform) -> dict[str, torch.Tensor]:
         """A clip → its windows as model input ``[n_windows, ...]`` and the samples of audio in each."""
@@ -110,6 +130,13 @@ class AudioBackbone(Backbone):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         values, lengths, owner = batch["values"], batch["lengths"], batch["owner"]
+        per_window = torch.cat([self._encode(values[i:i + WINDOWS_PER_PASS], lengths[i:i + WINDOWS_PER_PASS])
+                                for i in range(0, len(values), WINDOWS_PER_PASS)])
+        clips = nn.functional.one_hot(owner, int(owner[-1]) + 1).T.to(per_window.dtype)  # [clips, windows]
+        return (clips / clips.sum(1, keepdim=True)) @ per_window  # mean of each clip's windows
+
+    def _encode(self, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Masked mean of the encoder's last hidden states for each of a slice of windows ``[windows, dim]``."""
         if self.whisper:
             hidden = self.encoder(input_features=values).last_hidden_state
         else:
@@ -121,9 +148,7 @@ class AudioBackbone(Backbone):
         frames = self._frames(lengths, hidden.shape[1])
         mask = (torch.arange(hidden.shape[1], device=hidden.device)[None] < frames[:, None]).unsqueeze(-1)
         mask = mask.to(hidden.dtype)
-        per_window = (hidden * mask).sum(1) / mask.sum(1)
-        clips = nn.functional.one_hot(owner, int(owner[-1]) + 1).T.to(per_window.dtype)  # [clips, windows]
-        return (clips / clips.sum(1, keepdim=True)) @ per_window  # mean of each clip's windows
+        return (hidden * mask).sum(1) / mask.sum(1)
 
     def layer_groups(self) -> list[LayerGroup]:
         from .hf import transformer_layer_groups
@@ -175,7 +200,8 @@ def _whisper_encoder(folder: Path, config: Any, pretrained: bool, positions: int
 
 
 def build(model_id: str, folder: Path, config: Any, *, pretrained: bool, weights: str,
-          audio_window: float | None = None, audio_long: str = "split") -> AudioBackbone:
+          audio_window: float | None = None, audio_long: str = "split",
+          audio_max_seconds: float | None = None) -> AudioBackbone:
     """An :class:`AudioBackbone` for the transformers model in ``folder`` (``config`` already read from it)."""
     from transformers import (
         AutoFeatureExtractor,
@@ -186,6 +212,9 @@ def build(model_id: str, folder: Path, config: Any, *, pretrained: bool, weights
 
     if audio_long not in ("crop", "split"):
         raise ConfigError(f"'audio_long' must be one of crop, split. Got {audio_long!r} instead.")
+    if audio_max_seconds is not None and not (isinstance(audio_max_seconds, (int, float))
+                                              and not isinstance(audio_max_seconds, bool) and audio_max_seconds > 0):
+        raise ConfigError(f"'max_audio_seconds' must be a number of seconds > 0. Got {audio_max_seconds!r} instead.")
     whisper = config.model_type == "whisper"
     try:
         fe = AutoFeatureExtractor.from_pretrained(str(folder))
@@ -209,5 +238,6 @@ def build(model_id: str, folder: Path, config: Any, *, pretrained: bool, weights
     info = BackboneInfo(name=f"hf:{model_id}", source="hf", arch=config.model_type, modality="audio",
                         feature_dim=dim, pretrained=pretrained, weights=weights)
     return AudioBackbone(encoder, fe, info, whisper=whisper, window_s=window, long=audio_long,
-                         use_attention_mask=bool(getattr(fe, "return_attention_mask", False)) and not whisper)
+                         use_attention_mask=bool(getattr(fe, "return_attention_mask", False)) and not whisper,
+                         max_seconds=DEFAULT_MAX_SECONDS if audio_max_seconds is None else audio_max_seconds)
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+# Bump when what the feature cache stores, or how its key is made, changes: older caches are then left unused.
+FEATURE_CACHE_SCHEMA = 2
 
 @dataclass
 class LayerGroup:
@@ -61,6 +64,12 @@ class Backbone(nn.Module, ABC):
     """Pretrained network without its task head, giving pooled features."""
 
     info: BackboneInfo
+    # Bump in a subclass when its prepare/collate/forward code changes the features it computes, so that features
+    # cached by the older code are not mixed with new ones.
+    preprocessing_code: int = 1
+    # keys of ``preprocessing`` that change which inputs are accepted but never their features (kept out of the
+    # cache key, so that changing them does not throw the cache away)
+    cache_neutral: tuple[str, ...] = ()
 
     @property
     def feature_dim(self) -> int:
@@ -74,6 +83,13 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def preprocessing(self) -> dict[str, Any]:
         """A JSON-able description of the preprocessing (sizes, normalisation, tokenizer length...)."""
+
+    def load(self, item: str) -> Any:
+        """One example as :meth:`prepare` takes it (a decoded file, or the text itself); an unreadable file raises
+        a :class:`~graftwork.data.dataset.DecodeError`. Backbones that need only part of a file override this."""
+        from ..data.files import load_raw
+
+        return load_raw(self.modality, item)
 
     @abstractmethod
     def prepare(self, raw: Any) -> Any:
@@ -102,9 +118,20 @@ class Backbone(nn.Module, ABC):
         return self.info.fingerprint
 
     def cache_key(self) -> str:
-        """Identifies the features this backbone computes: weights fingerprint + preprocessing."""
-        desc = repr((self.info.fingerprint, sorted(self.preprocessing.items())))
+        """Identifies the features this backbone computes: the cache schema, the weights fingerprint, the
+        preprocessing (settings and the content of files it reads, such as a tokenizer's vocabulary) and the
+        version of the code that applies it."""
+        pre = sorted((k, v) for k, v in self.preprocessing.items() if k not in self.cache_neutral)
+        desc = repr((FEATURE_CACHE_SCHEMA, type(self).__name__, self.preprocessing_code, self.info.fingerprint, pre))
         return hashlib.sha256(desc.encode()).hexdigest()[:32]
+
+
+def hash_file(h: Any, path: str | Path, chunk: int = 1 << 20) -> Any:
+    """Feed a file's bytes to hashlib object ``h`` a chunk (1 MiB) at a time, so memory does not follow file size."""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h
 
 
 def fingerprint_module(module: nn.Module) -> str:

@@ -8,6 +8,7 @@ are built by :mod:`.audio`. ``trust_remote_code`` is never enabled.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError, WeightsError
 from . import audio
-from .base import Backbone, BackboneInfo, LayerGroup, groups_from_parameter_names
+from .base import Backbone, BackboneInfo, LayerGroup, groups_from_parameter_names, hash_file
 from .packages import packages_for
 from .vision import ImageBackbone, ImagePreprocess
 from .weights import ResolvedWeights, downloads_allowed, missing_weights_error
@@ -107,19 +108,25 @@ def transformer_layer_groups(model: nn.Module, prefix: str | None = None,
 
 
 class TextBackbone(Backbone):
-    """A transformers text encoder with masked mean pooling."""
+    """A transformers text encoder with masked mean pooling.
 
-    def __init__(self, model: nn.Module, tokenizer: Any, info: BackboneInfo, max_length: int):
+    ``tokenizer_sha256`` digests the tokenizer's files (vocabulary, merges, special tokens): an edited vocabulary
+    tokenizes differently, so it is part of the preprocessing and of the feature cache key.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, info: BackboneInfo, max_length: int,
+                 tokenizer_sha256: str = ""):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
         self.max_length = max_length
+        self.tokenizer_sha256 = tokenizer_sha256
 
     @property
     def preprocessing(self) -> dict[str, Any]:
         return {"kind": "text", "max_length": self.max_length, "pooling": "mean",
-                "tokenizer": type(self.tokenizer).__name__}
+                "tokenizer": type(self.tokenizer).__name__, "tokenizer_sha256": self.tokenizer_sha256}
 
     def prepare(self, raw: str) -> str:
         return raw
@@ -154,6 +161,22 @@ class HFImageModel(nn.Module):
         return out.pooler_output.flatten(1)
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def tokenizer_digest(folder: Path, tokenizer: Any) -> str:
+    """sha256 over the names and contents of the tokenizer files in ``folder`` (streamed, 1 MiB at a time)."""
+    names = set(_TOKENIZER_FILES) | {n for n in getattr(tokenizer, "vocab_files_names", {}).values()
+                                     if isinstance(n, str)}
+    h = hashlib.sha256()
+    for name in sorted(names):
+        file = folder / name
+        if file.is_file():
+            h.update(f"{name}\0".encode())
+            hash_file(h, file)
+    return h.hexdigest()
+
+
 def _image_preprocess(folder: Path, config: Any) -> ImagePreprocess:
     from transformers import AutoImageProcessor
 
@@ -170,8 +193,9 @@ def _image_preprocess(folder: Path, config: Any) -> ImagePreprocess:
 
 
 def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = None,
-          max_length: int = 256, audio_window: float | None = None, audio_long: str = "split") -> Backbone:
-    """A backbone for a transformers model; ``audio_window``/``audio_long`` apply to speech encoders only."""
+          max_length: int = 256, audio_window: float | None = None, audio_long: str = "split",
+          audio_max_seconds: float | None = None) -> Backbone:
+    """A backbone for a transformers model; the ``audio_*`` options apply to speech encoders only."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -188,7 +212,8 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
     described = resolved.describe() if pretrained else f"random init (architecture from {resolved.describe()})"
     if audio.is_audio_config(config):
         speech = audio.build(model_id, resolved.path, config, pretrained=pretrained, weights=described,
-                             audio_window=audio_window, audio_long=audio_long)
+                             audio_window=audio_window, audio_long=audio_long,
+                             audio_max_seconds=audio_max_seconds)
         speech.refresh_fingerprint()
         return speech
     kwargs: dict[str, Any] = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "vit") else {}
@@ -217,6 +242,7 @@ def build(model_id: str, *, pretrained: bool = True, weights_path: str | None = 
     else:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         limit = int(getattr(config, "max_position_embeddings", 512) or 512)
-        backbone = TextBackbone(model, tokenizer, info, min(max_length, limit))
+        backbone = TextBackbone(model, tokenizer, info, min(max_length, limit),
+                                tokenizer_digest(resolved.path, tokenizer))
     backbone.refresh_fingerprint()
     return backbone

@@ -82,17 +82,18 @@ def parse_name(name: str) -> tuple[str, str]:
 
 
 def build_backbone(name: str, *, pretrained: bool = True, weights: str | None = None,
-                   audio_window: float | None = None, audio_long: str = "split") -> Backbone:
+                   audio_window: float | None = None, audio_long: str = "split",
+                   audio_max_seconds: float | None = None) -> Backbone:
     """Build a backbone by name, loading its pretrained weights (never silently random).
 
-    ``audio_window`` (seconds) and ``audio_long`` (crop or split) shape speech encoders' preprocessing; other
-    backbones ignore them.
+    ``audio_window`` (seconds) and ``audio_long`` (crop or split) shape speech encoders' preprocessing, and
+    ``audio_max_seconds`` is the longest clip they read (default 10 minutes); other backbones ignore them.
     """
     source, arch = parse_name(name)
     builder: Callable[..., Backbone] = SOURCES[source].build
     if source == "hf":
         return builder(arch, pretrained=pretrained, weights_path=weights, audio_window=audio_window,
-                       audio_long=audio_long)
+                       audio_long=audio_long, audio_max_seconds=audio_max_seconds)
     return builder(arch, pretrained=pretrained, weights_path=weights)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +36,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 257.0
-        elif mode == "I" and arr.max(initial=0) > 255:
-            arr = arr / max(arr.max(), 1.0) * 255.0
-        elif mode == "F":
-            lo, hi = float(arr.min(initial=0)), float(arr.max(initial=1))
-            arr = (arr - lo) / ((hi - lo) or 1.0) * 255.0
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(_wide_to_8_bit(image), "L").convert("RGB")
     if mode in ("P", "L", "RGB") and "transparency" in image.info:  # palette or tRNS colour key
         image = image.convert("RGBA")
         mode = "RGBA"
@@ -53,13 +47,64 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _wide_to_8_bit(image: Image.Image) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float grey image as uint8, without a float64 copy of the frame.
+
+    16-bit: ``value // 257`` in integer arithmetic (65535 -> 255). 32-bit integer: kept if within 0..255, else
+    scaled so the maximum is 255. Float: the finite range stretched to 0..255 (NaN and infinities become 0).
+    The scaling happens in place on one float32 copy.
+    """
+    arr = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        return (arr // 257).astype(np.uint8)  # arr is uint16 (either byte order); // 257 stays uint16
+    if image.mode == "I":
+        top = int(arr.max(initial=0))
+        if top <= 255:
+            return np.clip(arr, 0, 255).astype(np.uint8)
+        out = arr.astype(np.float32)
+        out *= np.float32(255.0 / top)
+    else:  # "F"
+        out = np.array(arr, dtype=np.float32)  # a writable copy
+        finite = np.isfinite(out)
+        lo = float(out.min(initial=0.0, where=finite))
+        hi = float(out.max(initial=1.0, where=finite)) if finite.any() else 1.0
+        lo = min(lo, hi) if finite.any() else 0.0
+        out[~finite] = lo
+        out -= np.float32(lo)
+        out *= np.float32(255.0 / ((hi - lo) or 1.0))
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
+
+
+def _check_size(image: Image.Image) -> None:
+    """Refuse an image larger than PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) before decoding.
+
+    PIL itself refuses images above twice the limit and only warns between one and two times it; graftwork refuses
+    both, so a huge image never slips through to fill the memory.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    w, h = image.size
+    if limit is not None and w * h > limit:
+        raise ImageDecodeError(_too_large(f"{w}x{h} = {w * h:,} pixels", limit))
+
+
+def _too_large(pixels: str, limit: int) -> str:
+    return (f"image too large to decode safely: {pixels}, above the limit of {limit:,} (a possible "
+            "decompression bomb); shrink it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file")
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Decode an image file (first frame of animations) into an RGB PIL image.
 
-    Raises :class:`ImageDecodeError` with a readable reason for unreadable, truncated or non-image files.
+    Raises :class:`ImageDecodeError` with a readable reason for unreadable, truncated or non-image files, and for
+    images too large to decode safely (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``), before decoding them.
     """
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # the size is checked below; PIL's warning for it would only repeat it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            _check_size(im)
             frame = next(iter(ImageSequence.Iterator(im))) if getattr(im, "n_frames", 1) > 1 else im
             frame.load()
             return _to_rgb(frame.copy())
@@ -67,7 +112,9 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageDecodeError("not an image PIL can read (corrupt, or another file type)") from None
     except FileNotFoundError:
         raise ImageDecodeError("file not found") from None
-    except Image.DecompressionBombError as e:
-        raise ImageDecodeError(f"image too large to decode safely ({e})") from None
+    except Image.DecompressionBombError as e:  # above twice the limit: PIL refuses it while opening
+        size = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(size.group(1)):,} pixels" if size else "its size"
+        raise ImageDecodeError(_too_large(pixels, Image.MAX_IMAGE_PIXELS or 0)) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageDecodeError(f"cannot decode: {e}") from None

@@ -5,12 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from ..errors import DataError, ProblemList
 from .dataset import Examples
 
 TEXT_EXTENSIONS = {".csv", ".jsonl"}
+
+
+def allow_long_csv_fields() -> None:
+    """Let a CSV field be as long as the platform allows (the csv module's default refuses fields over 128K
+    characters: a long document is a valid example). The limit is a C long: 2**31-1 where that is 32 bits."""
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 2
 
 
 def read_utf8(path: Path) -> str:
@@ -27,24 +40,44 @@ def read_utf8(path: Path) -> str:
 
 
 def _rows_csv(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict[str, str | None]]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    allow_long_csv_fields()
+    buffer = io.StringIO(text, newline="")
+    reader = csv.reader(buffer)
     columns: list[str] = []
     rows = []
-    start = 1  # a quoted field may span lines: a row is named by the line it starts on
+    start, offset = 1, 0  # a quoted field may span lines: a row is named by the line it starts on
     try:
         columns = [c.strip() for c in next(reader, [])]
-        start = reader.line_num + 1
+        start, offset = reader.line_num + 1, buffer.tell()
+        last = (start, offset)
         for record in reader:
             # short rows lack the last columns and extra fields are dropped, as with csv.DictReader
             row: dict[str, str | None] = dict(zip(columns, record, strict=False))
             if any((v or "").strip() for v in row.values()):  # else a blank line
                 rows.append((start, row))
-            start = reader.line_num + 1
+            last = (start, offset)
+            start, offset = reader.line_num + 1, buffer.tell()
+        if rows and _ends_inside_quotes(text[last[1]:]):
+            start = last[0]
+            raise csv.Error("a quoted field is never closed: it runs to the end of the file")
     except csv.Error as e:
         raise DataError(f"{path}:{start}: cannot read this CSV row ({e}).",
-                        hint='look on that row for a quote (") that is never closed; '
-                             "for texts longer than 128K characters use a .jsonl file.") from None
+                        hint='look on that row for a quote (") that is never closed.') from None
     return columns, rows
+
+
+def _ends_inside_quotes(tail: str) -> bool:
+    """Whether the last record (``tail``, from its first line to the end of the file) leaves a quote open.
+
+    The lenient reader takes everything up to the end of the file into such a field, which, now that fields may
+    be long, would silently turn the rest of the file into one text; the strict reader says so.
+    """
+    try:
+        for _ in csv.reader(io.StringIO(tail, newline=""), strict=True):
+            pass
+    except csv.Error as e:
+        return "unexpected end of data" in str(e)
+    return False
 
 
 def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str], list[tuple[int, dict]]]:

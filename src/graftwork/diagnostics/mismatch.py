@@ -178,12 +178,11 @@ def prepared_batches(backbone: Backbone, modality: str, items: list[str], *, bat
                      ) -> Iterator[Any]:
     """Batches of ``items`` prepared as the backbone prepares them (unreadable images are skipped)."""
     from ..data.dataset import DecodeError
-    from ..data.files import load_raw
 
     chunk: list[Any] = []
     for item in items:
         try:
-            chunk.append(backbone.prepare(load_raw(modality, item)))
+            chunk.append(backbone.prepare(backbone.load(item)))
         except (DecodeError, OSError):
             continue
         if len(chunk) == batch_size:

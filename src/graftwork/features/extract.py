@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader, Dataset
 from ..backbones.base import Backbone
 from ..console import SILENT, Console
 from ..data.dataset import DecodeError
-from ..data.files import load_raw
 from ..errors import Problem
 from .cache import FeatureCache, content_key
 
@@ -29,17 +28,18 @@ class Extracted:
 
 
 class _RawDataset(Dataset):
-    """Loads and prepares one example; a bad file yields its error instead of raising, so a batch survives."""
+    """Loads and prepares one example (through the backbone, which may read only part of a file); a bad file
+    yields its error instead of raising, so a batch survives."""
 
-    def __init__(self, backbone: Backbone, modality: str, items: list[str]):
-        self.backbone, self.modality, self.items = backbone, modality, items
+    def __init__(self, backbone: Backbone, items: list[str]):
+        self.backbone, self.items = backbone, items
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         try:
-            return i, self.backbone.prepare(load_raw(self.modality, self.items[i])), None
+            return i, self.backbone.prepare(self.backbone.load(self.items[i])), None
         except DecodeError as e:
             return i, None, str(e)
 
@@ -95,7 +95,7 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
         # never be trained again (fine-tuning after extraction would fail on CUDA)
         with torch.inference_mode(False):
             backbone.eval().to(device)
-        loader = DataLoader(_RawDataset(backbone, modality, [items[i] for i in todo]), batch_size=batch_size,
+        loader = DataLoader(_RawDataset(backbone, [items[i] for i in todo]), batch_size=batch_size,
                             shuffle=False, num_workers=workers, collate_fn=_collate(backbone))
         with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
             for local_idx, batch, bad in loader:

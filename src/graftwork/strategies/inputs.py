@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..backbones.base import Backbone
 from ..backbones.vision import ImageBackbone
-from ..data import Examples, load_image, load_raw
+from ..data import Examples, load_image
 
 MAX_DECODED_BYTES = 4 * 1024**3
 
@@ -64,7 +64,7 @@ class TrainingInputs(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         if not self.image:  # audio is decoded each epoch (cheap next to the forward pass); no augmentation
-            return self.backbone.prepare(load_raw(self.modality, self.items[i])), self.labels[i]
+            return self.backbone.prepare(self.backbone.load(self.items[i])), self.labels[i]
         image = self.decoded.get(self.items[i]) if self.decoded else load_image(self.items[i])
         x = self.transform(image) if self.transform is not None else self.backbone.prepare(image)
         return x, self.labels[i]
