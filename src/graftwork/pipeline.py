@@ -31,6 +31,7 @@ from .backbones.vision import ImageBackbone
 from .config import FitConfig
 from .console import SILENT, Console
 from .data import Examples, Splits, load_data, stratified_split
+from .data.audio_window import data_window
 from .diagnostics import Finding
 from .diagnostics.run_checks import baseline_finding, control_finding
 from .errors import DataError, RunFolderError
@@ -49,10 +50,10 @@ from .strategies.finetune import (
     stage_schedule,
 )
 from .strategies.freezing import batchnorms
-from .strategies.head import evaluate_head
+from .strategies.head import evaluate_head, select_probe
 from .strategies.inputs import DecodedImages, TrainingInputs
 from .strategies.lora import apply_lora, has_lora, remove_lora
-from .strategies.plan import class_weight_vector
+from .strategies.plan import class_weight_vector, selection_for
 
 RESUME_FILE = "fit.json"
 
@@ -120,7 +121,7 @@ def _label_index(examples: Examples, ok: np.ndarray, classes: list[str]) -> np.n
 def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples], feats: dict[str, Any],
                classes: list[str], cfg: FitConfig, plan: Plan, lp_record: dict[str, Any], *, partial: Path | None,
                resume: dict[str, Any] | None, console: Console,
-               on_epoch_end: list[Callable[[Progress], None]] | None) -> Progress:
+               on_epoch_end: list[Callable[[Progress], None]] | None, probe_margin: bool = False) -> Progress:
     n_groups = len(backbone.layer_groups())
     augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
     bn_stats = cfg.bn_stats if cfg.pretrained else "update"  # random init has no statistics worth keeping
@@ -176,7 +177,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
         class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
         bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
         l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto", lora=plan.strategy == "lora",
-        workers=cfg.workers, bn_stats=bn_stats)
+        workers=cfg.workers, bn_stats=bn_stats, probe_margin=probe_margin)
     tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
                       console=console, on_epoch_end=on_epoch_end)
     if resume is not None:
@@ -186,7 +187,7 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
     else:
         # score the probe through the same input pipeline as the stages, so that "a stage beats the probe"
         # compares like with like
-        score = tuner.validate()
+        score = tuner.probe_score()
         lp_record |= {"val_acc": score.val_acc, "val_loss": score.val_loss}
         progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": lp_record["val_acc"],
                                                      "val_loss": lp_record["val_loss"]}, stages=[lp_record])
@@ -227,8 +228,10 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         console.info(f"backbone: {backbone_name} ({why})")
         cfg.backbone = backbone_name
     torch.manual_seed(cfg.seed)
+    # no --audio-window: the window from the clip lengths (not written into cfg: a resumed run recomputes it)
+    window = data_window(splits.train.items) if splits.modality == "audio" and cfg.audio_window is None else None
     backbone = build_backbone(backbone_name, pretrained=cfg.pretrained, weights=cfg.weights,
-                              audio_window=cfg.audio_window, audio_long=cfg.audio_long,
+                              audio_window=window.seconds if window else cfg.audio_window, audio_long=cfg.audio_long,
                               audio_max_seconds=cfg.max_audio_seconds)
     if cfg.image_size is not None and isinstance(backbone, ImageBackbone):
         backbone.set_image_size(cfg.image_size)
@@ -244,6 +247,9 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     if plan.fine_tunes and val is None:
         raise DataError("fine-tuning needs validation data to choose how far to unfreeze.",
                         hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")
+    if window is not None:
+        plan.details["audio window"] = window.describe()
+    plan.selection = selection_for(val.class_counts() if val is not None else {}, len(train), probe_c=cfg.probe_c)
     console.info(plan.describe())
 
     parts = {"train": train} | ({"val": val} if val is not None else {}) | (
@@ -259,15 +265,15 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     head = LinearHead(backbone.feature_dim, len(classes))
     weights = class_weight_vector(classes, train.class_counts()) if plan.class_weighted else None
     t0 = time.perf_counter()
-    probe = fit_probe(head, feats["train"][0], y["train"], feats["val"][0] if val else None, y.get("val"),
-                      c=cfg.probe_c, class_weights=weights, seed=cfg.seed)
+    probe, small_val = select_probe(head, feats["train"][0], y["train"], feats["val"][0] if val else None,
+                                    y.get("val"), c=cfg.probe_c, class_weights=weights, seed=cfg.seed)
     lp_record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "probe": probe.to_dict(),
                                  "seconds": round(time.perf_counter() - t0, 3)}
     if val is not None:
         loss, acc = evaluate_head(head, torch.from_numpy(feats["val"][0]), torch.from_numpy(y["val"]))
         lp_record |= {"val_acc": acc, "val_loss": loss}
-        console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} (C={probe.c:g}, chosen by "
-                     f"{probe.selection})")
+        console.info(f"linear probe: val accuracy {lp_record['val_acc']:.4f} ({probe.describe()})")
+    curve = _learning_curve(feats, y, train, probe.c, plan, backbone, cfg, weights, console)
 
     augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
     selection_val = None  # val metrics of the model that validation chose, when the head is refit afterwards
@@ -280,7 +286,8 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             signature = _data_signature(parts)
             resume_state = _start_partial(partial, data, cfg, force, signature, resume, console)
         progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
-                              resume=resume_state, console=console, on_epoch_end=on_epoch_end)
+                              resume=resume_state, console=console, on_epoch_end=on_epoch_end,
+                              probe_margin=small_val)
         stages = progress.stages
         if progress.best["stage"] == "linear probe" and has_lora(backbone):
             remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
@@ -318,6 +325,10 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     if cfg.control and split is not None:
         found, metrics["control"] = _control(data, cfg, model, parts[split], feats[split], y[split], split, console)
         findings.append(found)
+    metrics["selection"] = plan.selection | {"probe": probe.describe()}
+    if curve is not None:
+        metrics["learning_curve"] = curve.to_dict()
+        findings.append(curve.finding())
     metrics["findings"] = [f.to_dict() for f in findings]
     metrics["timing"] = {"linear_probe_s": lp_record["seconds"], "total_s": round(time.perf_counter() - started, 3)}
     metrics["parameters"] = parameter_counts(backbone, head, stages)
@@ -329,6 +340,20 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             shutil.rmtree(partial, ignore_errors=True)
     _summary(console, model, out)
     return model
+
+
+def _learning_curve(feats: dict[str, Any], y: dict[str, np.ndarray], train: Examples, c: float, plan: Plan,
+                    backbone: Backbone, cfg: FitConfig, weights: list[float] | None, console: Console) -> Any:
+    """The probe's learning curve on training + validation features, projected to 2x and 4x the data."""
+    from .diagnostics.learning_curve import curve_for_fit
+
+    names = [n for n in ("train", "val") if n in y]
+    curve = curve_for_fit([feats[n][0] for n in names], [y[n] for n in names], train.class_counts(), c=c,
+                          modality=backbone.modality, backbone_params=sum(p.numel() for p in backbone.parameters()),
+                          seed=cfg.seed, class_weights=weights)
+    if curve is not None:
+        console.info("\n".join(curve.describe()))
+    return curve
 
 
 def _read_groups(splits: Splits, cfg: FitConfig) -> dict[str, str]:

@@ -15,7 +15,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from .selection import cv_splits, simplest_near_best
+from .selection import cv_splits, simplest_near_best, small_validation
 
 # The regularisation grid of the probe (scikit-learn's C, inverse L2 strength, on standardised features).
 # Measured on MobileNetV2 features of Fashion-MNIST: the chosen C ranges from 1e-3 (10 per class) to 3e-2
@@ -169,6 +169,27 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
         _cross_validate(fit, z, y_train, num_classes, class_weights, seed)
     _load(head, _logistic(z, y_train, fit.c, class_weights))
     return fit
+
+
+def select_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
+                 y_val: np.ndarray | None, *, c: float | None = None, class_weights: list[float] | None = None,
+                 seed: int = 0) -> tuple[ProbeFit, bool]:
+    """Train ``head`` on the training features with the C that the data can choose reliably.
+
+    With a small validation split (:func:`.selection.small_validation`) C is chosen by repeated stratified
+    cross-validation over training + validation features, then ``head`` is trained on the training features
+    with it (it is the starting point and the yardstick of fine-tuning, both judged on validation); otherwise
+    C is chosen on validation, as :func:`fit_probe` does. Returns the fit and whether validation was small."""
+    num_classes = head.fc.out_features
+    small = (c is None and x_val is not None and y_val is not None and len(y_val) > 0
+             and small_validation(np.bincount(y_val, minlength=num_classes).tolist()))
+    if not small:
+        return fit_probe(head, x_train, y_train, x_val, y_val, c=c, class_weights=class_weights, seed=seed), False
+    assert x_val is not None and y_val is not None
+    chosen = fit_probe(LinearHead(head.fc.in_features, num_classes), np.concatenate([x_train, x_val]),
+                       np.concatenate([y_train, y_val]), class_weights=class_weights, seed=seed)
+    fit_probe(head, x_train, y_train, c=chosen.c, class_weights=class_weights, seed=seed)
+    return chosen, True
 
 
 def _cross_validate(fit: ProbeFit, z: np.ndarray, y: np.ndarray, num_classes: int,

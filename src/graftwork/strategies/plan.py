@@ -27,6 +27,14 @@ instead of ``gradual`` or ``full``: fine-tuning every weight of such a network c
 for all of them (about 3x the weights' memory) and overfits a small dataset easily, while low-rank adapters train
 ~1% of the weights and keep most of the gain (Hu et al. 2021). Smaller backbones fine-tune directly, which is
 cheap for them and adapts them fully.
+
+**How the choices are made.** When the validation split is small (:data:`.selection.SMALL_VAL_PER_CLASS`: fewer
+than 20 validation examples in the smallest class), the probe's regularisation is chosen by repeated stratified
+k-fold cross-validation over training + validation data, near-ties going to the stronger regularisation; a
+fine-tuning stage must then beat the probe by more than the standard error of the paired difference on validation,
+else the probe (refit on all the data) is kept. Whatever the size, a stage whose validation predictions collapse
+onto one class, or whose validation loss is worse than the probe's, is never kept. :func:`selection_for` says
+which applies, and the plan prints and records it.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .selection import CV_FOLDS, CV_REPEATS, rule_text, small_validation
 
 FROZEN_BELOW = 25
 FULL_FROM = 10_000
@@ -62,6 +72,7 @@ class Plan:
     class_weighted: bool = False
     unfreeze: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # filled once the backbone is known
+    selection: dict[str, Any] = field(default_factory=dict)  # how the probe and the stage are chosen
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +90,8 @@ class Plan:
             lines.append(f"  data: {len(counts)} classes, {min(counts)}-{max(counts)} training examples per class "
                          f"(median {int(np.median(counts))})")
         lines += [f"  why: {r}" for r in self.reasons]
+        if self.selection:
+            lines.append(f"  selection: {self.selection['how']}")
         for key, value in self.details.items():
             lines.append(f"  {key}: {value}")
         return "\n".join(lines)
@@ -146,3 +159,29 @@ def class_weight_vector(classes: list[str], counts: dict[str, int]) -> list[floa
     """Inverse-frequency weights, normalised so that a balanced dataset gets all ones."""
     total = sum(counts.values())
     return [total / (len(classes) * max(counts.get(c, 0), 1)) for c in classes]
+
+
+def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: float | None = None) -> dict[str, Any]:
+    """How the probe's C and the kept stage are chosen, given the validation split's class counts (empty: no
+    validation split) and the number of training examples; JSON-able, with ``how`` in words."""
+    n_val = sum(val_counts.values())
+    counts = [c for c in val_counts.values() if c > 0]
+    small = small_validation(counts)
+    out: dict[str, Any] = {"small_validation": small, "validation_examples": n_val,
+                           "smallest_validation_class": min(counts) if counts else 0, "rule": rule_text()}
+    if not counts:
+        out["how"] = ("no validation split: the probe's C by repeated stratified cross-validation on the "
+                      f"{train_examples} training examples")
+    elif small:
+        out |= {"method": "cross-validation", "examples": n_val + train_examples}
+        out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: {rule_text()}): "
+                      f"the probe's C by {CV_FOLDS}-fold cross-validation repeated {CV_REPEATS}x over training + "
+                      f"validation ({n_val + train_examples} examples), near-ties to stronger regularisation; a "
+                      "fine-tuning stage is kept only if it beats the probe by more than the standard error, and "
+                      "the kept probe is refit on all the data")
+    else:
+        out |= {"method": "validation", "examples": n_val}
+        out["how"] = f"on the validation split ({n_val} examples, {min(counts)}+ per class)"
+    if probe_c is not None:
+        out["how"] += f"; the probe's C is given ({probe_c:g})"
+    return out

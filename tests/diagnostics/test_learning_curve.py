@@ -1,0 +1,54 @@
+"""The learning curve: a known power law is recovered, few points degrade gracefully, projections say what
+``auto`` would do with more data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graftwork.diagnostics.learning_curve import (
+    CurvePoint,
+    LearningCurve,
+    fit_power_law,
+    learning_curve,
+    power_law,
+    project,
+)
+
+from ..strategies.test_head import blobs
+
+
+def test_a_known_curve_is_recovered_from_noisy_points():
+    rng = np.random.default_rng(0)
+    n = np.array([8, 16, 32, 64, 128, 256], dtype=float)
+    acc = power_law(n, 0.92, 1.1, 0.6) + rng.normal(0, 0.003, len(n))
+    params, method = fit_power_law(n, acc)
+    assert method == "power law"
+    assert params["a"] == pytest.approx(0.92, abs=0.02)
+    assert params["b"] == pytest.approx(1.1, rel=0.25)
+    assert params["c"] == pytest.approx(0.6, abs=0.1)
+
+
+def test_two_points_fix_the_exponent_and_one_point_extrapolates_nothing():
+    points = [CurvePoint(10, 0.6, [0.55, 0.65]), CurvePoint(20, 0.7, [0.68, 0.72])]
+    curve = project(points, 27, lambda f: (int(13 * f), "frozen"))
+    assert curve.params is not None and curve.params["c"] == 0.5 and "fixed" in curve.method
+    assert [p.factor for p in curve.projections] == [2.0, 4.0]
+    for p in curve.projections:
+        assert 0.7 <= p.low <= p.accuracy <= p.high <= 1.0  # never below the largest measured subset
+    assert curve.projections[1].accuracy >= curve.projections[0].accuracy
+    single = project([CurvePoint(10, 0.6, [0.6])], 13, lambda f: (int(6 * f), "frozen"))
+    assert single.params is None and not single.projections and "nothing to extrapolate" in single.note
+    assert single.finding().code == "learning-curve" and single.note in single.finding().message
+
+
+def test_measured_curve_on_features_projects_the_plan_at_more_data():
+    x, y = blobs(40, classes=2, spread=14.0, seed=6)
+    curve = learning_curve(x, y, {"a": 32, "b": 32}, c=0.1, modality="image")
+    assert len(curve.points) == 4 and curve.points[-1].n == 60  # a quarter held out, nested subsets of the rest
+    assert all(len(p.runs) == 3 for p in curve.points)  # three seeds per size
+    assert [p.strategy for p in curve.projections] == ["full", "full"]  # 64 and 128 images per class: LP-FT
+    assert curve.current == 80 and curve.projections[0].examples == 160
+    again = LearningCurve.from_dict(curve.to_dict())
+    assert again.to_dict() == curve.to_dict()
+    assert any("2x the data" in line for line in curve.describe())

@@ -1,0 +1,159 @@
+"""Selection at the few-shot end: the small-validation rule, near-ties, and stages that must never be kept."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import graftwork
+from graftwork.backbones import build_backbone
+from graftwork.data import Examples
+from graftwork.strategies.finetune import FineTuner, FineTuneSettings, Progress, TransferNet
+from graftwork.strategies.head import PROBE_CS, LinearHead, fit_probe, select_probe
+from graftwork.strategies.inputs import TrainingInputs, collate_for
+from graftwork.strategies.plan import selection_for
+from graftwork.strategies.selection import (
+    SMALL_VAL_PER_CLASS,
+    collapse_reason,
+    paired_gap,
+    simplest_near_best,
+    small_validation,
+)
+
+from ..conftest import WORDS, make_text_rows, write_csv
+from .test_head import blobs
+
+
+def test_small_validation_rule_is_the_smallest_class():
+    assert small_validation([3, 3])
+    assert small_validation([SMALL_VAL_PER_CLASS + 30, SMALL_VAL_PER_CLASS - 1])
+    assert not small_validation([SMALL_VAL_PER_CLASS, SMALL_VAL_PER_CLASS + 5])
+    assert not small_validation([])
+    small = selection_for({"a": 3, "b": 3}, 26)
+    assert small["small_validation"] and small["method"] == "cross-validation" and small["examples"] == 32
+    assert "6 examples" in small["how"] and "cross-validation" in small["how"]
+    large = selection_for({"a": 25, "b": 30}, 220)
+    assert not large["small_validation"] and large["method"] == "validation" and large["examples"] == 55
+
+
+def test_small_validation_switches_the_probe_to_cross_validation_over_train_and_val():
+    x, y = blobs(12, classes=2, spread=8.0, seed=4)
+    xv, yv = blobs(3, classes=2, spread=8.0, seed=5)
+    head = LinearHead(x.shape[1], 2)
+    fit, small = select_probe(head, x, y, xv, yv)
+    assert small and fit.selection == "cross-validation" and fit.examples == len(y) + len(yv)
+    assert fit.folds == "5-fold x 3"
+    # the head itself is trained on the training features only, with the cross-validated C
+    ref = LinearHead(x.shape[1], 2)
+    fit_probe(ref, x, y, c=fit.c)
+    torch.testing.assert_close(head.fc.weight, ref.fc.weight)
+
+
+def test_a_large_validation_split_still_chooses_on_validation():
+    x, y = blobs(40, classes=2, spread=8.0, seed=4)
+    xv, yv = blobs(SMALL_VAL_PER_CLASS, classes=2, spread=8.0, seed=5)
+    fit, small = select_probe(LinearHead(x.shape[1], 2), x, y, xv, yv)
+    assert not small and fit.selection == "validation" and fit.examples == len(yv)
+
+
+def test_near_ties_go_to_the_stronger_regularisation():
+    folds = [np.array([0.8, 0.7, 0.9, 0.8]), np.array([1.0, 0.75, 0.85, 0.8]), np.array([0.9, 0.8, 0.9, 0.85])]
+    assert simplest_near_best(folds, best=2) == 1  # 0 loses 3 of 4 folds: not a tie; 1 wins one
+    assert simplest_near_best([np.array([0.5, 0.5]), np.array([0.9, 0.9])], best=1) == 1
+    gap, se = paired_gap(np.array([1, 1, 0, 1]), np.array([1, 0, 0, 1]))
+    assert gap == pytest.approx(0.25) and se == pytest.approx(0.25)
+    # through the probe: the chosen C is never weaker than the most accurate one, and within a standard error
+    x, y = blobs(8, classes=2, spread=10.0, seed=2)
+    fit = fit_probe(LinearHead(x.shape[1], 2), x, y)
+    assert fit.selection == "cross-validation" and "1.0" in str(PROBE_CS)
+    most_accurate = fit.best_c if fit.best_c is not None else fit.c
+    assert fit.c <= most_accurate
+    rows = {r["C"]: r for r in fit.grid}
+    assert rows[fit.c]["val_acc"] >= rows[most_accurate]["val_acc"] - rows[most_accurate]["val_acc_se"] - 0.2
+
+
+def test_collapse_reason_needs_a_split_that_is_not_one_class_itself():
+    assert "100%" in collapse_reason(np.zeros(6, dtype=int), np.array([0, 0, 0, 1, 1, 1]), 2)
+    assert collapse_reason(np.array([0, 0, 0, 0, 1, 1]), np.array([0, 0, 0, 1, 1, 1]), 2) is None
+    assert collapse_reason(np.zeros(10, dtype=int), np.array([0] * 9 + [1]), 2) is None
+
+
+def _word_inputs(bb, rows, labels):
+    ex = Examples("text", [t for t, _ in rows], [lab for _, lab in rows], [str(i) for i in range(len(rows))])
+    return TrainingInputs(bb, ex, labels, augment=False, decoded=None)
+
+
+def test_a_collapsed_stage_is_not_kept_even_when_more_accurate_on_validation(tiny_bert):
+    """A stage trained on one class predicts it for everything: on a balanced validation split of 6 it scores
+    0.5, above a poor probe (0.0), and would have won the comparison by accuracy."""
+    torch.manual_seed(0)
+    bb = build_backbone(str(tiny_bert))
+    rows = make_text_rows(per_class=6, seed=1)
+    val_rows = rows[:3] + rows[6:9]
+    val_labels = [sorted(WORDS).index(lab) for _, lab in val_rows]
+    train = _word_inputs(bb, rows, [0] * len(rows))  # every training label the same: the stage collapses
+    val = _word_inputs(bb, val_rows, val_labels)
+    head = LinearHead(bb.feature_dim, 2)
+    with torch.no_grad():  # a probe that gets every validation example wrong: fit on them, then negated
+        feats = bb(collate_for(bb)([val[i] for i in range(len(val))])[0])
+    fit_probe(head, feats.numpy(), np.array(val_labels), c=100.0)
+    with torch.no_grad():
+        head.fc.weight.neg_()
+        head.fc.bias.neg_()
+    probe_weight = head.fc.weight.detach().clone()
+    settings = FineTuneSettings(stage_epochs=3, stage_patience=3, lr=0.5, lr_ratio=10, lr_decay=0.8,
+                                weight_decay=0.0, batch_size=4, seed=0)
+    tuner = FineTuner(TransferNet(bb, head), train, val, settings, device=torch.device("cpu"))
+    probe = tuner.probe_score()
+    assert probe.val_acc == 0.0
+    progress = Progress(schedule=[len(bb.layer_groups())],
+                        best={"stage": "linear probe", "val_acc": probe.val_acc, "val_loss": probe.val_loss},
+                        stages=[{"stage": "linear probe", "val_acc": probe.val_acc, "val_loss": probe.val_loss}])
+    progress = tuner.run(progress)
+    stage = progress.stages[1]
+    assert max(r["val_acc"] for r in stage["history"]) == 0.5, "the collapsed stage is more accurate"
+    assert all("one class" in r["rejected"] for r in stage["history"] if r["val_acc"] == 0.5)
+    assert "one class" in stage["rejected"] and not stage["kept"]
+    assert progress.best["stage"] == "linear probe"
+    torch.testing.assert_close(tuner.net.head.fc.weight, probe_weight)  # the probe's weights are back
+
+
+def test_a_stage_with_a_worse_loss_than_the_probe_is_not_eligible(tiny_bert):
+    bb = build_backbone(str(tiny_bert))
+    rows = make_text_rows(per_class=4)
+    labels = [sorted(WORDS).index(lab) for _, lab in rows]
+    data = _word_inputs(bb, rows, labels)
+    settings = FineTuneSettings(stage_epochs=1, stage_patience=1, lr=1e-3, lr_ratio=10, lr_decay=0.8,
+                                weight_decay=0.0, batch_size=4, seed=0)
+    tuner = FineTuner(TransferNet(bb, LinearHead(bb.feature_dim, 2)), data, data, settings,
+                      device=torch.device("cpu"))
+    score = tuner.validate()
+    progress = Progress(schedule=[1], best={"stage": "linear probe", "val_acc": 0.0, "val_loss": 0.0},
+                        stages=[{"stage": "linear probe", "val_acc": 0.0, "val_loss": score.val_loss - 1e-3}])
+    tuner.last_pred = np.array(labels)  # not collapsed: only the loss counts here
+    assert "worse than the linear probe" in tuner._ineligible(score, progress)
+    progress.stages[0]["val_loss"] = math.inf
+    assert tuner._ineligible(score, progress) is None
+
+
+def test_few_shot_fit_selects_by_cross_validation_end_to_end(tmp_path, tiny_bert):
+    """10 texts per class (8 training, 2 validation each): auto fine-tunes text, and every choice is made by
+    cross-validation or against its standard error; the run records how."""
+    data = write_csv(tmp_path / "few.csv", make_text_rows(per_class=10, seed=3))
+    model = graftwork.fit(data, backbone=str(tiny_bert), stage_epochs=2, batch_size=4)
+    m = model.metrics
+    assert model.config["plan"]["strategy"] == "full"
+    sel = m["selection"]
+    assert sel["small_validation"] and sel["method"] == "cross-validation" and sel["examples"] == 20
+    assert m["probe"]["selection"] == "cross-validation" and m["probe"]["examples"] == 20
+    assert model.config["plan"]["selection"]["method"] == "cross-validation"
+    kept = next(s for s in m["stages"] if s["kept"])
+    assert "rejected" not in kept
+    if kept["stage"] == "linear probe":  # the probe won: refit on all 20 examples with the cross-validated C
+        assert m["stages"][0]["refit"] == {"C": m["probe"]["C"], "examples": 20}
+    curve = m["learning_curve"]
+    assert curve["current"] == 20 and [p["factor"] for p in curve["projections"]] == [2.0, 4.0]
+    assert any(f["code"] == "learning-curve" for f in m["findings"])
