@@ -36,14 +36,19 @@ def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False,
     return run_fit(data, cfg, out=out, force=force, console=Console() if verbose else SILENT)
 
 
-def load(path: str | Path, *, device: str = "auto") -> TransferModel:
+def load(path: str | Path, *, device: str = "auto", weights: str | None = None,
+         cache_dir: str | Path | None = None) -> TransferModel:
     """Load a run folder written by :func:`fit` (or ``graftwork fit``); an NER run loads as a
-    :class:`graftwork.ner.NerModel`."""
+    :class:`graftwork.ner.NerModel`.
+
+    Everything the folder says is checked before use (weight-file fingerprints, config values). Locations come
+    from this machine, never from the folder: ``weights``, the pretrained weights' file or folder when the lookup
+    by backbone name does not find them; ``cache_dir``, the feature cache (default ``$GRAFTWORK_CACHE``)."""
     from .ner import NerModel, is_ner_run
 
     if is_ner_run(path):
-        return NerModel.load(path, device=device)  # type: ignore[return-value]
-    return TransferModel.load(path, device=device)
+        return NerModel.load(path, device=device, weights=weights)  # type: ignore[return-value]
+    return TransferModel.load(path, device=device, weights=weights, cache_dir=cache_dir)
 
 
 def backbones(*, offline_only: bool = False) -> list[dict[str, Any]]:

@@ -87,18 +87,17 @@ def _check_names(p: ProblemList, key: str, names: Any, *, minimum: int) -> bool:
     if not _check(p, isinstance(names, list) and minimum <= len(names) <= MAX_CLASSES, key,
                   f"a list of {minimum} to {MAX_CLASSES} names", names):
         return False
-    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
-    if bad:
-        p.add(f"'{key}'", f"expected non-empty strings; got {_show(bad[0])}")
+    if not _check(p, all(isinstance(n, str) and n.strip() for n in names), key, "names that are non-empty strings",
+                  names):
         return False
     repeated = sorted(n for n, count in Counter(names).items() if count > 1)
-    return _check(p, not repeated, key, "distinct names", repeated)
+    return _check(p, not repeated, key, f"distinct names ({_show(repeated)} repeated)", names)
 
 
 def _check_tags(p: ProblemList, tags: Any) -> None:
     if _check_names(p, "tags", tags, minimum=1):
         bad = [t for t in tags if not TAG.fullmatch(t)]
-        _check(p, not bad, "tags", "IOB2 tags (O, B-TYPE, I-TYPE)", bad[:3])
+        _check(p, not bad, "tags", f"IOB2 tags: O, B-TYPE, I-TYPE (not {_show(bad[:3])})", tags)
 
 
 def _section(p: ProblemList, value: Any, key: str) -> dict[str, Any] | None:
