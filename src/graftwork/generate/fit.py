@@ -1,0 +1,233 @@
+"""``fit --task generate``: from prompt/completion data to a fine-tuned language model, checked.
+
+Steps, each failing early: check the output folder; read the data and tokenise it (every bad line, over-long
+examples included, reported at once); load the base model; plan (printed, with why); train on completion tokens
+(:mod:`.train`); the forgetting check and its remedy (:mod:`.forgetting`); evaluate on test; the control
+(:mod:`.control`); save the run folder and its report. While it runs, ``.<out>.partial/`` beside the output
+holds the settings and the last epoch's checkpoint, so ``graftwork fit --resume OUT`` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import FitConfig
+from ..console import SILENT, Console
+from ..errors import DataError, RunFolderError
+from ..resources import peak_memory
+from .backbone import LoadedLM, load_causal_lm
+from .control import run_control
+from .data import GenExample, GenSplits, load_generation_data, raise_problems
+from .encode import Formatter, encode_all
+from .forgetting import choose_scale, forgetting_finding, reference_examples
+from .model import GenerationModel
+from .plan import generate_plan
+from .runconfig import run_config
+from .train import GenTrainer, TrainSettings, ValidationSet
+
+RESUME_FILE = "fit.json"
+SAMPLE = 16  # validation prompts generated every epoch: enough to see exact match move, cheap on a CPU
+
+
+def partial_dir(out: str | Path) -> Path:
+    path = Path(out).expanduser().absolute()
+    return path.parent / f".{path.name}.partial"
+
+
+def _hold_out(splits: GenSplits, cfg: FitConfig, console: Console) -> tuple[list[GenExample], list[GenExample]]:
+    if splits.val is not None:
+        return splits.train, splits.val
+    if cfg.val_fraction <= 0 or len(splits.train) < 5:
+        return splits.train, []
+    order = list(range(len(splits.train)))
+    random.Random(cfg.seed).shuffle(order)
+    n = max(1, round(cfg.val_fraction * len(order)))
+    console.info(f"validation: {n} of {len(order)} examples held out (val_fraction={cfg.val_fraction}, seed={cfg.seed})")
+    return [splits.train[i] for i in sorted(order[n:])], [splits.train[i] for i in sorted(order[:n])]
+
+
+def _build(lm: LoadedLM, plan: dict[str, Any], cfg: FitConfig) -> Any:
+    model = lm.model
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if plan["strategy"] != "lora":
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets: Any = plan["lora"]["target_modules"]
+    config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def _settings(cfg: FitConfig, plan: dict[str, Any], device: torch.device) -> TrainSettings:
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    return TrainSettings(epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"],
+                         weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                         accumulation=cfg.gradient_accumulation, seed=cfg.seed,
+                         mixed_precision="bf16" if bf16 else "no", cpu=device.type != "cuda",
+                         row_tokens=max(cfg.max_length, 256), max_new_tokens=plan["sample_new_tokens"])
+
+
+def _sample(formatter: Formatter, val: list[GenExample], max_new_tokens: int) -> tuple[ValidationSet, int]:
+    pairs = [e for e in val if e.kind != "text"][:SAMPLE]
+    contexts, refs = (list(x) for x in zip(*(e.context_and_reference() for e in pairs), strict=True)) if pairs \
+        else ([], [])
+    longest = max((len(formatter.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs), default=0)
+    return ValidationSet([], contexts, refs), min(max_new_tokens, longest + 8)
+
+
+def _device(cfg: FitConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _start(out: str | Path | None, data: str | Path, cfg: FitConfig, force: bool, resume: bool) -> Path | None:
+    if out is None:
+        return None
+    from ..run.guard import check_out_dir
+
+    if not resume:
+        check_out_dir(out, force, data)
+    partial = partial_dir(out)
+    if not resume and partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / RESUME_FILE).write_text(json.dumps({"fit": cfg.to_dict(), "data": str(Path(data).absolute()),
+                                                   "force": force}), encoding="utf-8")
+    return partial
+
+
+def run_fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
+                     console: Console = SILENT, resume: bool = False) -> GenerationModel:
+    """Fine-tune a causal LM on ``data``; save the run to ``out`` when given."""
+    started = time.perf_counter()
+    if resume and out is not None and not (partial_dir(out) / RESUME_FILE).is_file():
+        raise RunFolderError(f"--resume {out}: no interrupted run to resume.", hint="start the fit again.")
+    partial = _start(out, data, cfg, force, resume)
+    splits = load_generation_data(data, text_column=cfg.text_column)
+    torch.manual_seed(cfg.seed)
+    lm = load_causal_lm(cfg.backbone, trust_remote_code=cfg.trust_remote_code, console=console)
+    console.info(f"base model: {lm.name} ({lm.params / 1e6:.1f}M parameters)")
+    formatter = Formatter(lm.tokenizer)
+    problems = list(splits.problems)
+    train_ex, val_ex = _hold_out(splits, cfg, console)
+    train = encode_all(formatter, train_ex, cfg.max_length, problems)
+    val = encode_all(formatter, val_ex, cfg.max_length, problems)
+    test_ex = splits.test or []
+    encode_all(formatter, test_ex, cfg.max_length, problems)
+    raise_problems(problems)
+    if not train:
+        raise DataError(f"{data}: no training examples.", hint="add prompt/completion rows to the training file.")
+    plan = generate_plan(cfg, lm, train)
+    console.info(plan["description"])
+    model = _build(lm, plan, cfg)
+    device = _device(cfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    vset, sample_tokens = _sample(formatter, val_ex, cfg.max_new_tokens)
+    vset.encoded = val
+    plan["sample_new_tokens"] = sample_tokens
+    reference = encode_all(formatter, reference_examples(), cfg.max_length, [])
+    trainer = GenTrainer(model, formatter, train, vset, reference, _settings(cfg, plan, device),
+                         checkpoint_dir=partial, console=console)
+    state = GenTrainer.restore(model, partial) if resume and partial is not None else None
+    if resume and state is not None:
+        console.info(f"resuming after epoch {state['epoch']}")
+    result = trainer.run(state)
+    model = trainer.model
+    findings, lora_scale = _forgetting(model, trainer, result, plan)
+    gm = GenerationModel(model, formatter.tokenizer, {}, {})
+    gm.config = run_config(cfg, lm, plan, data, lora_scale)
+    metrics = _metrics(gm, cfg, splits, train_ex, val_ex, test_ex, result, plan, findings, sample_tokens)
+    metrics["memory"] = peak_memory(device)
+    metrics["timing"] = {"total_s": round(time.perf_counter() - started, 3), "train_s": result.seconds}
+    gm.metrics = metrics
+    model.cpu()
+    if out is not None:
+        _save(gm, out, plan)
+        shutil.rmtree(partial_dir(out), ignore_errors=True)
+    _summary(console, gm, out)
+    return gm
+
+
+def _forgetting(model: Any, trainer: GenTrainer, result: Any, plan: dict[str, Any]) -> tuple[list[Any], float]:
+    finding = forgetting_finding(result.history, result.best_epoch)
+    findings = [finding] if finding else []
+    scale = 1.0
+    if finding is not None and finding.severity != "info" and plan["strategy"] == "lora":
+        def score(m: Any) -> float:
+            row = trainer.evaluate_epoch()
+            return GenTrainer.score(row)[0] * 1000 + GenTrainer.score(row)[1]
+
+        scale, tried = choose_scale(model, score)
+        finding.details["lora_scales_tried"] = tried
+        finding.details["lora_scale"] = scale
+    return findings, scale
+
+
+def _metrics(gm: GenerationModel, cfg: FitConfig, splits: GenSplits, train_ex: list[GenExample],
+             val_ex: list[GenExample], test_ex: list[GenExample], result: Any, plan: dict[str, Any],
+             findings: list[Any], sample_tokens: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"task": "generate", "history": result.history, "best_epoch": result.best_epoch,
+                               "data": splits.summary() | {"fit_split": {"train": len(train_ex), "val": len(val_ex)}},
+                               "plan": {k: v for k, v in plan.items() if k != "description"}}
+    scored = [e for e in test_ex if e.kind != "text"] or [e for e in val_ex if e.kind != "text"]
+    name = "test" if test_ex else "val"
+    new_tokens = max(sample_tokens, min(cfg.max_new_tokens, 2 * sample_tokens))
+    if scored:
+        metrics[name] = gm.evaluate_examples(scored, max_new_tokens=new_tokens, batch_size=16)
+        base = getattr(gm.model, "disable_adapter", None)
+        if plan["strategy"] == "full":
+            base_lm = load_causal_lm(cfg.backbone, trust_remote_code=cfg.trust_remote_code)
+            metrics["control"] = run_control(base_lm.model, Formatter(base_lm.tokenizer), scored, train_ex,
+                                             k=cfg.few_shot, seed=cfg.seed, max_new_tokens=new_tokens, batch_size=16)
+        else:
+            metrics["control"] = run_control(gm.model, gm.formatter, scored, train_ex, k=cfg.few_shot,
+                                             seed=cfg.seed, max_new_tokens=new_tokens, batch_size=16, base=base)
+        metrics["control"]["split"] = name
+    total = sum(p.numel() for p in gm.model.parameters())
+    metrics["parameters"] = {"total": total, "trainable": plan["trainable_params"],
+                             "trainable_percent": round(100 * plan["trainable_params"] / max(total, 1), 4)}
+    metrics["findings"] = [f.to_dict() for f in findings]
+    return metrics
+
+
+def _save(gm: GenerationModel, out: str | Path, plan: dict[str, Any]) -> None:
+    from .report import render_report
+    from .runfolder import save_generation_run
+
+    save_generation_run(out, config=gm.config, metrics=gm.metrics, model=gm.model, tokenizer=gm.tokenizer,
+                        lora=plan["strategy"] == "lora", extra={"report.html": render_report(gm.config, gm.metrics)})
+
+
+def _summary(console: Console, gm: GenerationModel, out: str | Path | None) -> None:
+    m = gm.metrics
+    parts = [f"kept epoch {m['best_epoch']}"]
+    for name in ("val", "test"):
+        if name in m:
+            parts.append(f"{name} exact match {m[name]['exact_match']:.3f} (rougeL {m[name]['rougeL']:.3f}, chrF "
+                         f"{m[name]['chrf']:.1f}, n={m[name]['n']})")
+    if "control" in m:
+        c = m["control"]
+        bought = " vs ".join(f"{k.replace('_', '-')} base {c[k]['exact_match']:.3f}" for k in ("zero_shot", "few_shot")
+                             if k in c)
+        parts.append(f"control: {bought}")
+    console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
+    for f in m.get("findings", []):
+        (console.warn if f["severity"] != "info" else console.info)(f"{f['code']}: {f['message']}")
+    if out is not None:
+        console.info(f"saved to {Path(out)}  (graftwork predict {out} PROMPT..., graftwork evaluate {out} DATA)")
+

@@ -1,0 +1,47 @@
+"""The ``config.json`` of a generation run: what loading needs, and the provenance of the run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..config import FitConfig
+from .backbone import LoadedLM
+from .runfolder import FORMAT, TASK
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for dist in ("graftwork", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_config(cfg: FitConfig, lm: LoadedLM, plan: dict[str, Any], data: str | Path,
+               lora_scale: float) -> dict[str, Any]:
+    model_config = lm.model.config
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": TASK,
+        "modality": "text",
+        "backbone": {"name": cfg.backbone or "smollm2", "display": lm.name, "params": lm.params,
+                     "model_type": getattr(model_config, "model_type", None),
+                     "architectures": getattr(model_config, "architectures", None)},
+        "strategy": plan["strategy"],
+        "formatting": {"chat_template": bool(getattr(lm.tokenizer, "chat_template", None)),
+                       "loss_on": "completion (assistant) tokens", "max_length": cfg.max_length},
+        "generation": {"max_new_tokens": cfg.max_new_tokens, "decoding": "greedy"},
+        "plan": {k: v for k, v in plan.items() if k != "description"},
+        "fit": cfg.to_dict(),
+        "data": str(data),
+        "versions": versions(),
+    }
+    if plan["strategy"] == "lora":
+        config["lora"] = plan["lora"] | {"scale": lora_scale}
+    return config

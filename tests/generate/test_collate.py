@@ -1,0 +1,65 @@
+"""Packing: several examples in one row, and none of them can attend to another."""
+
+from __future__ import annotations
+
+import torch
+
+from graftwork.generate.collate import collate, epoch_batches, pack_rows
+from graftwork.generate.data import GenExample
+from graftwork.generate.encode import IGNORE, Formatter
+
+from .conftest import colour_pairs, make_model, make_tokenizer
+
+
+def _encoded(n: int):
+    tok = make_tokenizer()
+    f = Formatter(tok)
+    rows = colour_pairs(n, seed=3)
+    chat = GenExample("c", "chat", messages=[{"role": "user", "content": "hello"},
+                                             {"role": "assistant", "content": "world"},
+                                             {"role": "user", "content": "what colour is the dog ?"},
+                                             {"role": "assistant", "content": "it is black ."}])
+    return tok, [f.encode(GenExample(f"r{i}", "pair", **r)) for i, r in enumerate(rows)] + [f.encode(chat)]
+
+
+def test_a_packed_batch_gives_each_example_the_logits_it_gets_alone():
+    tok, encoded = _encoded(5)
+    model = make_model(len(tok)).eval()
+    model.config._attn_implementation = "sdpa"
+    batch = collate(encoded, tok.pad_token_id, row_tokens=60)
+    assert batch["input_ids"].shape[0] < len(encoded)  # really packed: fewer rows than examples
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"]).logits
+        for ex in encoded:
+            alone = model(input_ids=torch.tensor([ex.input_ids])).logits[0]
+            ids = torch.tensor(ex.input_ids)
+            found = False
+            for r in range(batch["input_ids"].shape[0]):
+                row = batch["input_ids"][r]
+                for start in range(row.numel() - len(ex) + 1):
+                    if torch.equal(row[start:start + len(ex)], ids) and batch["position_ids"][r, start] == 0:
+                        assert torch.allclose(packed[r, start:start + len(ex)], alone, atol=1e-5)
+                        found = True
+                        break
+                if found:
+                    break
+            assert found, ex.origin
+
+
+def test_rows_respect_their_length_and_padding_is_never_a_target():
+    tok, encoded = _encoded(9)
+    rows = pack_rows(encoded, 40)
+    assert sorted(e.origin for row in rows for e in row) == sorted(e.origin for e in encoded)
+    assert all(sum(len(e) for e in row) <= 40 or len(row) == 1 for row in rows)
+    batch = collate(encoded, tok.pad_token_id, 40)
+    pad = batch["input_ids"] == tok.pad_token_id
+    assert (batch["labels"][pad] == IGNORE).all()
+    assert int((batch["labels"] != IGNORE).sum()) == sum(sum(x != IGNORE for x in e.labels) for e in encoded)
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    _, encoded = _encoded(12)
+    a = [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=2)]
+    assert a == [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=2)]
+    assert a != [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=3)]
