@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,21 @@ def test_measured_curve_on_features_projects_the_plan_at_more_data():
     again = LearningCurve.from_dict(curve.to_dict())
     assert again.to_dict() == curve.to_dict()
     assert any("2x the data" in line for line in curve.describe())
+
+
+def test_advise_prints_the_curve_and_reuses_cached_features(tmp_path, tiny_bert, capsys):
+    from graftwork.cli.main import main
+
+    from ..conftest import make_text_rows, write_csv
+
+    data = write_csv(tmp_path / "t.csv", make_text_rows(per_class=16, seed=2))
+    assert main(["advise", str(data), "--backbone", str(tiny_bert), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    curve = out["learning_curve"]
+    assert curve["current"] == 32 and len(curve["points"]) == 4
+    assert [p["factor"] for p in curve["projections"]] == [2.0, 4.0]
+    assert main(["advise", str(data), "--backbone", str(tiny_bert)]) == 0
+    captured = capsys.readouterr()
+    assert "with 2x the data" in captured.out and "32 from cache" in captured.err
+    assert main(["advise", str(data), "--backbone", str(tiny_bert), "--no-curve"]) == 0
+    assert "skipped (--no-curve)" in capsys.readouterr().out

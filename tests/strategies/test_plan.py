@@ -53,11 +53,11 @@ def test_imbalance_is_detected_and_weighted():
 def test_advise_cli_prints_the_plan_without_training(tmp_path, capsys):
     rows = "text,label\n" + "".join(f"sample {i},{'pos' if i % 2 else 'neg'}\n" for i in range(12))
     (tmp_path / "small.csv").write_text(rows)
-    assert main(["advise", str(tmp_path / "small.csv"), "--json"]) == 0
+    assert main(["advise", str(tmp_path / "small.csv"), "--json", "--no-curve"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["strategy"] == "frozen" and plan["modality"] == "text"
     big = "text,label\n" + "".join(f"sample {i},{'pos' if i % 2 else 'neg'}\n" for i in range(4000))
     (tmp_path / "big.csv").write_text(big)
-    assert main(["advise", str(tmp_path / "big.csv")]) == 0
+    assert main(["advise", str(tmp_path / "big.csv"), "--no-curve"]) == 0
     out = capsys.readouterr().out
     assert "plan: full (chosen by auto)" in out and "why: text" in out

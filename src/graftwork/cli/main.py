@@ -180,14 +180,30 @@ def cmd_advise(args: argparse.Namespace) -> int:
         train = train.subset(stratified_split(train.labels, args.val_fraction, seed=0)[0])
     plan = make_plan(args.strategy, train.class_counts(), unfreeze=args.unfreeze, class_weights=args.class_weights,
                      backbone_params=_catalogue_params(args.backbone), modality=splits.modality)
+    curve, note = _advise_curve(args, splits.train, train.class_counts())
     if args.json:
-        _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped})
+        _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped}
+                    | ({"learning_curve": curve.to_dict()} if curve else {"learning_curve": None, "note": note}))
     else:
         _out().print(plan.describe(), markup=False, highlight=False)
+        _out().print("\n".join(curve.describe()) if curve else note, markup=False, highlight=False)
         if splits.skipped:
             _out().print(f"note: {len(splits.skipped)} bad input(s) would stop `fit` (see --skip-bad-files)",
                          markup=False)
     return 0
+
+
+def _advise_curve(args: argparse.Namespace, examples: Any, counts: dict[str, int]) -> tuple[Any, str]:
+    """The learning curve for advise (None and why not, with --no-curve or when the backbone cannot load)."""
+    if args.no_curve:
+        return None, "learning curve: skipped (--no-curve)"
+    from ..diagnostics.data_curve import curve_for_data
+
+    try:
+        return curve_for_data(examples, counts, args.backbone, device=args.device,
+                              console=Console(verbose=not args.json)), ""
+    except GraftworkError as e:
+        return None, f"learning curve: not measured ({e})"
 
 
 def _catalogue_params(name: str | None) -> int | None:
@@ -312,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--text-column", default="text")
     adv.add_argument("--label-column", default="label")
     adv.add_argument("--json", action="store_true", help="print JSON on stdout")
+    adv.add_argument("--no-curve", action="store_true", help="skip the learning curve (it extracts the backbone's "
+                     "features of the training data, cached for later fits: slow the first time on a large set)")
+    adv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     adv.set_defaults(func=cmd_advise)
 
     ex = sub.add_parser("export", help="write a copy of a run in another form (--merge: LoRA adapters merged)")
