@@ -11,8 +11,9 @@ import torch
 from .backbones import Backbone
 from .console import SILENT, Console
 from .data import Examples, load_data
+from .data.skipped import read_noting_skips, skipped_entries
 from .errors import DataError, RunFolderError
-from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
+from .features import Extracted, FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics
 from .run import read_run_folder, save_run_folder
 from .run.backbone import backbone_tensors, restore_backbone
@@ -51,16 +52,18 @@ class TransferModel:
         root = self.cache_dir or default_cache_dir()  # never the run's recorded cache_dir: another machine's
         return FeatureCache(root, self.backbone.cache_key())
 
+    def _extract(self, items: list[str], origins: list[str] | None = None, *, use_cache: bool = False,
+                 batch_size: int = 32) -> Extracted:
+        return extract_features(self.backbone, self.modality, list(items), origins or list(items),
+                                cache=self._cache(use_cache), batch_size=batch_size, device=self.device,
+                                console=self.console)
+
     def features(self, items: list[str], origins: list[str] | None = None, *, use_cache: bool = False,
                  skip_bad: bool = False, batch_size: int = 32, skip_hint: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Backbone features of ``items`` (image paths or texts) and the mask of those that could be read."""
-        ext = extract_features(self.backbone, self.modality, list(items), origins or list(items),
-                               cache=self._cache(use_cache), batch_size=batch_size, device=self.device,
-                               console=self.console)
-        if ext.problems and not skip_bad:
-            raise DataError(f"{len(ext.problems)} input(s) could not be read:", problems=ext.problems,
-                            hint="fix or remove these files" + (", or pass --skip-bad-files." if skip_hint else "."))
+        ext = self._extract(items, origins, use_cache=use_cache, batch_size=batch_size)
+        _check_readable(ext, skip_bad, skip_hint, need_one=False)
         return ext.features, ext.ok
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -73,32 +76,46 @@ class TransferModel:
         feats, _ = self.features(list(inputs))
         return self.probabilities(feats)
 
-    def predict(self, inputs: list[str] | str, top_k: int = 3) -> list[dict[str, Any]]:
-        """Top-k labels with probabilities for each input (image paths, or texts)."""
+    def predict(self, inputs: list[str] | str, top_k: int = 3, *, skip_bad_files: bool = False
+                ) -> list[dict[str, Any]]:
+        """Top-k labels with probabilities for each input (image paths, or texts).
+
+        An input that cannot be read is an error naming it; with ``skip_bad_files`` it is left out instead
+        (:meth:`predict_with_skipped` also says which were left out, and why).
+        """
+        return self.predict_with_skipped(inputs, top_k, skip_bad_files=skip_bad_files)[0]
+
+    def predict_with_skipped(self, inputs: list[str] | str, top_k: int = 3, *, skip_bad_files: bool = False
+                             ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """:meth:`predict`, and the inputs it skipped as ``{"path", "reason"}`` entries."""
         items = [inputs] if isinstance(inputs, str) else list(inputs)
-        probs = self.predict_proba(items)
+        ext = self._extract(items)
+        _check_readable(ext, skip_bad_files, skip_hint=True)
+        probs = self.probabilities(ext.features)
         k = max(1, min(top_k, len(self.classes)))
         out = []
-        for item, p in zip(items, probs, strict=True):
+        for item, p in zip([i for i, good in zip(items, ext.ok, strict=True) if good], probs, strict=True):
             order = np.argsort(-p)[:k]
             out.append({"input": item, "label": self.classes[order[0]],
                         "top": [{"label": self.classes[i], "probability": float(p[i])} for i in order]})
-        return out
+        return out, skipped_entries(ext.problems)
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def evaluate_examples(self, examples: Examples, *, use_cache: bool = True, skip_bad: bool = False,
                           groups: list[str] | None = None) -> dict[str, Any]:
         """Metrics on ``examples``; with ``groups`` (one per example), per-group metrics and bias findings under
-        ``"groups"`` and ``"findings"``."""
+        ``"groups"`` and ``"findings"``. With ``skip_bad``, the unreadable examples left out are listed under
+        ``"skipped"`` (``{"path", "reason"}`` each) and counted under ``"n_skipped"``."""
         unknown = sorted(set(examples.labels) - set(self.classes))
         if unknown:
             raise DataError(f"the evaluation data has class(es) this model was not trained on: {unknown}.",
                             hint=f"the model knows: {self.classes}.")
         if examples.modality != self.modality:
             raise DataError(f"the evaluation data is {examples.modality} but this model takes {self.modality}.")
-        feats, ok = self.features(examples.items, examples.origins, use_cache=use_cache, skip_bad=skip_bad,
-                                  skip_hint=True)
-        proba = self.probabilities(feats)
+        ext = self._extract(examples.items, examples.origins, use_cache=use_cache)
+        _check_readable(ext, skip_bad, skip_hint=True)
+        ok = ext.ok
+        proba = self.probabilities(ext.features)
         pred = [self.classes[i] for i in proba.argmax(1)]
         y_true = [y for y, good in zip(examples.labels, ok, strict=True) if good]
         result = classification_metrics(y_true, pred, self.classes)
@@ -108,6 +125,8 @@ class TransferModel:
             kept = [g for g, good in zip(groups, ok, strict=True) if good]
             result["groups"], found = group_metrics(y_true, pred, proba, self.classes, kept)
             result["findings"] = [f.to_dict() for f in found]
+        if skip_bad:
+            result |= {"skipped": skipped_entries(ext.problems), "n_skipped": len(ext.problems)}
         return result
 
     def evaluate(self, data: str | Path | Examples, *, use_cache: bool = True, skip_bad_files: bool = False,
@@ -118,11 +137,16 @@ class TransferModel:
         ``groups``: for CSV/JSONL text, the column holding each example's group; for an image folder, a CSV
         manifest with columns ``path,group``. Adds per-group metrics with bootstrap confidence intervals, the
         worst gap, calibration, and findings (see :mod:`graftwork.diagnostics.groups`).
+
+        ``skip_bad_files``: rows and files that cannot be read are left out instead of stopping; the result
+        lists them under ``"skipped"`` (``{"path", "reason"}`` each, those of every split read) and counts them
+        under ``"n_skipped"``.
         """
         if isinstance(data, Examples):
             return self.evaluate_examples(data, use_cache=use_cache, skip_bad=skip_bad_files)
-        splits = load_data(data, skip_bad_files=skip_bad_files, text_column=text_column,
-                           label_column=label_column, require_classes=False)
+        splits, unread = read_noting_skips(lambda skip: load_data(
+            data, skip_bad_files=skip, text_column=text_column, label_column=label_column,
+            require_classes=False), skip=skip_bad_files)
         chosen, name = (splits.test, "test") if splits.test is not None else (
             (splits.val, "val") if splits.val is not None else (splits.train, "all"))
         assert chosen is not None
@@ -135,6 +159,9 @@ class TransferModel:
         result = self.evaluate_examples(chosen, use_cache=use_cache, skip_bad=skip_bad_files, groups=split_groups)
         result["split"] = name
         result["data"] = str(data)
+        if skip_bad_files:
+            skipped = skipped_entries(unread) + result.pop("skipped")
+            result |= {"skipped": skipped, "n_skipped": len(skipped)}
         return result
 
     # -- persistence ---------------------------------------------------------------------------------------
@@ -210,3 +237,15 @@ def restore_head(path: str | Path, state: dict[str, torch.Tensor], *, in_feature
                              hint="re-run `graftwork fit`.") from None
     return head
 
+
+def _check_readable(ext: Extracted, skip_bad: bool, skip_hint: bool = False, *, need_one: bool = True) -> None:
+    """Unreadable inputs are an error naming them, unless skipped; with ``need_one``, so is having nothing
+    readable left (there would be nothing to predict or to score)."""
+    if not ext.problems:
+        return
+    if not skip_bad:
+        raise DataError(f"{len(ext.problems)} input(s) could not be read:", problems=ext.problems,
+                        hint="fix or remove these files" + (", or pass --skip-bad-files." if skip_hint else "."))
+    if need_one and not ext.ok.any():
+        raise DataError(f"none of the {len(ext.ok)} input(s) could be read:", problems=ext.problems,
+                        hint="check that these are the files the model takes (and that they are not damaged).")

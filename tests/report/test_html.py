@@ -243,12 +243,22 @@ def test_runs_saved_before_stages_were_recorded_show_their_history():
     assert "linear probe" in section and len(images(section)) == 1
 
 
-def test_a_broken_section_does_not_cost_the_report(no_charts):
+def test_a_broken_section_does_not_cost_the_report(no_charts, monkeypatch):
+    from graftwork.report import html
+
     metrics, config = synthetic()
-    metrics["data"]["train"]["per_class"] = {"cat": "many"}  # not a number
+    metrics["data"]["train"]["per_class"] = {"cat": "many"}  # not a number: shown as it is, not added up
     text = render_report(metrics, config)
     check_self_contained(text)
-    assert "This section could not be rendered (TypeError" in text
+    assert "<td>cat</td><td>many</td>" in text and "could not be rendered" not in text
+
+    def broken(metrics: dict, config: dict) -> str:
+        raise TypeError("<b>bad</b>")
+
+    monkeypatch.setattr(html, "SECTIONS", [("data", "Data", broken), *html.SECTIONS[2:]])
+    text = render_report(metrics, config)
+    check_self_contained(text)
+    assert "This section could not be rendered (TypeError: &lt;b&gt;bad&lt;/b&gt;)" in text
     assert 'id="curves"' in text and 'id="confusion"' in text
 
 

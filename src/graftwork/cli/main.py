@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console as RichConsole
 
 from ..config import STRATEGIES
-from ..console import Console
+from ..console import Console, literal, terminal, visible
 from ..errors import ConfigError, DataError, GraftworkError
 from .options import add_fit_options, fit_config_from_args
 
@@ -23,8 +23,13 @@ EXIT_USER_ERROR = 2
 
 
 def _out() -> RichConsole:
-    interactive = sys.stdout.isatty()
-    return RichConsole(file=sys.stdout, highlight=False, soft_wrap=False, width=None if interactive else 160)
+    """Tables and lines for people on stdout; strings in them go in as :func:`~graftwork.console.literal`."""
+    return terminal(sys.stdout)
+
+
+def _say(message: str) -> None:
+    """One line for people on stderr, control characters of file names and texts made visible."""
+    sys.stderr.write(visible(message) + "\n")
 
 
 def _print_json(data: Any) -> None:
@@ -62,6 +67,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = TransferModel.load(args.run, device=args.device, console=console)
     result = model.evaluate(args.data, use_cache=not args.no_cache, skip_bad_files=args.skip_bad_files,
                             text_column=args.text_column, label_column=args.label_column, groups=args.groups)
+    if result.get("skipped"):
+        console.warn(_render().skipped_message(result["skipped"]))
     if args.json:
         _print_json(result)
     else:
@@ -70,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if "groups" in result:
             _out().print(_render().groups_table(result["groups"]))
         for finding in result.get("findings", []):
-            _out().print(_render().finding_line(finding), markup=False, highlight=False)
+            _out().print(_render().finding_line(finding))
     return 0
 
 
@@ -78,7 +85,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import write_report
 
     path = write_report(args.run, out=args.out)
-    sys.stderr.write(f"wrote {path}\n")
+    _say(f"wrote {path}")
     return 0
 
 
@@ -97,7 +104,10 @@ def _read_text_inputs(values: list[str], column: str) -> list[str]:
     return texts
 
 
-def _read_file_inputs(values: list[str], modality: str) -> list[str]:
+def _read_file_inputs(values: list[str], modality: str, skipped: list[dict[str, str]] | None = None
+                      ) -> list[str]:
+    """The files named by ``values`` (folders: their ``modality`` files); a missing one is an error, or, when
+    ``skipped`` is given (--skip-bad-files), noted there."""
     from ..data.files import file_modality
 
     paths: list[str] = []
@@ -106,7 +116,10 @@ def _read_file_inputs(values: list[str], modality: str) -> list[str]:
         if p.is_dir():
             paths += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and file_modality(f) == modality]
         elif not p.exists():
-            raise DataError(f"{v}: no such file.", hint=f"pass {modality} file paths (or a folder of them).")
+            if skipped is None:
+                raise DataError(f"{v}: no such file.", hint=f"pass {modality} file paths (or a folder of them), "
+                                "or --skip-bad-files to go on without the missing ones.")
+            skipped.append({"path": v, "reason": "no such file"})
         else:
             paths.append(v)
     return paths
@@ -120,16 +133,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from ..ner.cli import predict_ner
 
         return predict_ner(args, _read_text_inputs(args.inputs, args.text_column))
-    model = TransferModel.load(args.run, device=args.device, console=Console(verbose=not args.quiet))
+    console = Console(verbose=not args.quiet)
+    model = TransferModel.load(args.run, device=args.device, console=console)
     from ..data.files import reads_files
 
-    inputs = (_read_file_inputs(args.inputs, model.modality) if reads_files(model.modality)
-              else _read_text_inputs(args.inputs, args.text_column))
+    skipped: list[dict[str, str]] = []
+    inputs = (_read_file_inputs(args.inputs, model.modality, skipped if args.skip_bad_files else None)
+              if reads_files(model.modality) else _read_text_inputs(args.inputs, args.text_column))
     if not inputs:
-        raise DataError("nothing to predict: no inputs.", hint="pass image paths, texts, '-' (stdin) or a CSV.")
-    preds = model.predict(inputs, top_k=args.top_k)
-    if args.json:
-        _print_json(preds)
+        raise DataError("nothing to predict: " + (f"none of the {len(skipped)} input(s) exist." if skipped
+                                                   else "no inputs."),
+                        hint="pass image paths, texts, '-' (stdin) or a CSV.")
+    preds, unread = model.predict_with_skipped(inputs, top_k=args.top_k, skip_bad_files=args.skip_bad_files)
+    skipped += unread
+    if skipped:
+        console.warn(_render().skipped_message(skipped))
+    if args.json:  # with --skip-bad-files an object that also says what was left out; else the bare list
+        _print_json({"predictions": preds, "skipped": skipped, "n_skipped": len(skipped)}
+                    if args.skip_bad_files else preds)
     else:
         _out().print(_render().predictions_table(preds))
     return 0
@@ -163,7 +184,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     else:
         _out().print(ranking_table(ranking))
         for finding in ranking.findings:
-            _out().print(str(finding), markup=False, highlight=False)
+            _out().print(literal(finding))
     return 0
 
 
@@ -185,11 +206,10 @@ def cmd_advise(args: argparse.Namespace) -> int:
         _print_json(plan.to_dict() | {"modality": splits.modality, "skipped": splits.skipped}
                     | ({"learning_curve": curve.to_dict()} if curve else {"learning_curve": None, "note": note}))
     else:
-        _out().print(plan.describe(), markup=False, highlight=False)
-        _out().print("\n".join(curve.describe()) if curve else note, markup=False, highlight=False)
+        _out().print(literal(plan.describe()))
+        _out().print(literal("\n".join(curve.describe()) if curve else note))
         if splits.skipped:
-            _out().print(f"note: {len(splits.skipped)} bad input(s) would stop `fit` (see --skip-bad-files)",
-                         markup=False)
+            _out().print(literal(f"note: {len(splits.skipped)} bad input(s) would stop `fit` (see --skip-bad-files)"))
     return 0
 
 
@@ -223,7 +243,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = TransferModel.load(args.run, device="cpu")
     merged = model.merge_adapters()
     path = model.save(args.out, force=args.force)
-    sys.stderr.write(f"merged {merged} adapted layers into the backbone; wrote {path}\n")
+    _say(f"merged {merged} adapted layers into the backbone; wrote {path}")
     return 0
 
 
@@ -240,8 +260,15 @@ def _render():  # imported lazily: rich tables are only needed by commands that 
     return render
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its messages (usage errors quote what was typed) with control characters visible."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        super()._print_message(visible(message), file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graftwork", description="Transfer learning in one command.")
+    parser = _Parser(prog="graftwork", description="Transfer learning in one command.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -287,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print JSON on stdout")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pr.add_argument("--text-column", default="text", help="column of a CSV/JSONL input holding the text")
+    pr.add_argument("--skip-bad-files", action="store_true",
+                    help="leave out inputs that are missing or cannot be read (listed on stderr; with --json "
+                         'the output is {"predictions": [...], "skipped": [...], "n_skipped": N})')
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
@@ -359,16 +389,16 @@ def main(argv: list[str] | None = None) -> int:
     except GraftworkError as e:
         if args.debug:
             raise
-        sys.stderr.write(f"error: {e}\n")
+        _say(f"error: {e}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        _say("interrupted")
         return 130
     except Exception as e:  # a bug: say so briefly; --debug shows where
         if args.debug:
             raise
-        sys.stderr.write(f"internal error: {type(e).__name__}: {e}\n"
-                         "This is a bug in graftwork; run again with --debug for the traceback and report it.\n")
+        _say(f"internal error: {type(e).__name__}: {e}\n"
+             "This is a bug in graftwork; run again with --debug for the traceback and report it.")
         return 1
 
 

@@ -262,20 +262,18 @@ def _within_noise(rows: list[RankedBackbone], preds: dict[str, np.ndarray | None
 
 
 def ranking_table(ranking: Ranking) -> Any:
-    """The ranking as a rich table (best first)."""
-    from rich.table import Table
+    """The ranking as a rich table (best first); backbone names (local paths too) are shown literally."""
+    from ..console import add_row, table
 
-    table = Table(title=f"{ranking.examples} examples, {len(ranking.classes)} classes; ranked by LogME "
-                        "(higher is better); accuracies cross-validated")
-    for col in ("#", "backbone", "LogME", "probe acc", "kNN acc", "features", "extract s", "scoring s"):
-        table.add_column(col, justify="left" if col == "backbone" else "right")
+    columns = ("#", "backbone", "LogME", "probe acc", "kNN acc", "features", "extract s", "scoring s")
+    out = table(f"{ranking.examples} examples, {len(ranking.classes)} classes; ranked by LogME (higher is "
+                "better); accuracies cross-validated", columns, right=[c for c in columns if c != "backbone"])
 
     def pct(x: float) -> str:
         return "-" if not math.isfinite(x) else f"{x:.3f}"
 
     for r in ranking.rows:
         cached = f" ({r.from_cache} cached)" if r.from_cache else ""
-        table.add_row(str(r.rank), r.name, f"{r.logme:.4f}", pct(r.probe_accuracy), pct(r.knn_accuracy),
-                      str(r.feature_dim), f"{r.extract_s:.1f}{cached}",
-                      f"{r.logme_s + r.probe_s + r.knn_s:.2f}")
-    return table
+        add_row(out, r.rank, r.name, f"{r.logme:.4f}", pct(r.probe_accuracy), pct(r.knn_accuracy), r.feature_dim,
+                f"{r.extract_s:.1f}{cached}", f"{r.logme_s + r.probe_s + r.knn_s:.2f}")
+    return out

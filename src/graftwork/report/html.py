@@ -1,8 +1,10 @@
 """The run report: one self-contained HTML file (inline CSS, charts as base64 PNG, no scripts, no links out).
 
-It opens offline in any browser and can be mailed or archived as it is. Sections whose data a run does not
-have (findings, drift, per-group metrics, the random-init control, ... in older runs) are left out, not shown
-empty.
+It opens offline in any browser and can be mailed or archived as it is. Everything in it that comes from the
+run (class, group and split names, file names, messages, numbers) is escaped (see :mod:`.sections`), and its
+Content-Security-Policy (:data:`CSP`) lets the browser run no script and load nothing but the inline style
+and the ``data:`` images, even if some markup got through. Sections whose data a run does not have
+(findings, drift, per-group metrics, the random-init control, ... in older runs) are left out, not shown empty.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..errors import RunFolderError
 from . import sections as s
 
 REPORT = "report.html"
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
+       "base-uri 'none'; form-action 'none'")
 
 Section = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
 SECTIONS: list[tuple[str, str, Section]] = [
@@ -85,6 +89,7 @@ def render_report(metrics: dict[str, Any], config: dict[str, Any], *, name: str 
             toc.append(f'<a href="#{anchor}">{s.esc(title)}</a>')
             body.append(f'<section id="{anchor}"><h2>{s.esc(title)}</h2>{content}</section>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{s.esc(CSP)}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>graftwork report: {s.esc(name)}</title><style>{CSS}</style></head><body>"
             f"{_header(metrics, config, name)}<nav>{''.join(toc)}</nav>{''.join(body)}</body></html>\n")

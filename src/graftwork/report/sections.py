@@ -1,8 +1,11 @@
 """The report's sections: each a function of (metrics, config) returning HTML, or None when its data is
 absent.
 
-Everything that comes from the run (class names, file names, messages) is escaped here with :func:`esc` (or
-through :func:`cell` and :func:`table`); only :class:`Html` values, built by this module, go in as they are.
+Everything that comes from the run (class, group and split names, file names, messages, numbers) goes in
+through one escaping path: :func:`markup` fills a template written here with values that are each formatted
+(:func:`fmt`) and escaped (:func:`esc`, quotes too), and :func:`table` does the same for every cell; only
+:class:`Html` values, built by this module, go in as they are. Values read as numbers go through
+:func:`number` or :func:`count`, so a string where a number was expected is shown as text, never computed with.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from ..console import visible
 
 SEVERITY_ORDER = ("high", "warning", "info")
 MAX_LISTED = 50  # skipped files listed in full up to this many
@@ -23,7 +28,15 @@ class Html(str):
 
 
 def esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+    """``x`` as HTML text: ``<``, ``>``, ``&`` and both quotes escaped, so it is safe in elements and attributes;
+    control characters written as visible escapes (``\\x1b``), as in the terminal."""
+    return html.escape(visible(x), quote=True)
+
+
+def markup(template: str, *values: Any) -> Html:
+    """``template`` (written in this module, trusted) with its ``{}`` fields filled by ``values``, each shown as
+    :func:`cell` shows it: formatted and escaped, unless it is :class:`Html` built here."""
+    return Html(template.format(*(cell(v) for v in values)))
 
 
 def fmt(x: Any) -> str:
@@ -78,6 +91,16 @@ def number(x: Any) -> float | None:
     return float(x)
 
 
+def count(x: Any) -> int:
+    """``x`` as a count to add up: 0 for anything that is not a finite number."""
+    return int(number(x) or 0)
+
+
+def matrix_of(x: Any) -> list[list[int]]:
+    """A confusion matrix from metrics.json as counts (rows that are not lists are empty)."""
+    return [[count(v) for v in row] if isinstance(row, list) else [] for row in x] if isinstance(x, list) else []
+
+
 def stage_spans(stages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Where each stage lies on the run's global epoch axis: ``start`` (epochs before it) and ``epochs``."""
     spans, offset = [], 0
@@ -98,11 +121,11 @@ def figure(chart: str, *args: Any, alt: str, caption: str = "") -> str:
     try:
         uri = getattr(plots, chart)(*args)
     except Exception as e:  # a chart must never cost the rest of the report
-        return f'<p class="note">This chart could not be drawn ({esc(type(e).__name__)}: {esc(e)}).</p>'
+        return markup('<p class="note">This chart could not be drawn ({}: {}).</p>', type(e).__name__, str(e))
     if uri is None:
         return ""
-    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="{esc(alt)}" src="{uri}">{cap}</figure>'
+    cap = markup("<figcaption>{}</figcaption>", caption) if caption else ""
+    return markup('<figure><img alt="{}" src="{}">{}</figure>', alt, uri, Html(cap))
 
 
 def stages_of(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,7 +140,7 @@ def stages_of(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 def eval_split(metrics: dict[str, Any]) -> str | None:
     """The split whose confusion matrix and per-class table are shown: test, else val, else train."""
     return next((s for s in ("test", "val", "train") if isinstance(metrics.get(s), dict)
-                 and metrics[s].get("confusion")), None)
+                 and isinstance(metrics[s].get("confusion"), dict) and metrics[s]["confusion"]), None)
 
 
 def results(metrics: dict[str, Any]) -> Html | None:
@@ -147,19 +170,19 @@ def findings(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
     items.sort(key=lambda f: rank.get(f.get("severity"), len(rank)))  # stable: same severity keeps its order
     counts = [f"{sum(f.get('severity') == s for f in items)} {s}" for s in SEVERITY_ORDER]
-    out = [f'<p>{esc(", ".join(counts))}</p>']
+    out = [markup("<p>{}</p>", ", ".join(counts))]
     for f in items:
         sev = str(f.get("severity", "?"))
         kind = sev if sev in rank else "other"
-        parts = [f'<div class="finding sev-{kind}"><p><span class="badge sev-{kind}">{esc(sev)}</span> '
-                 f'<code>{esc(f.get("code", ""))}</code> {esc(f.get("message", ""))}</p>']
+        parts = [markup('<div class="finding sev-{}"><p><span class="badge sev-{}">{}</span> <code>{}</code> {}</p>',
+                        kind, kind, sev, f.get("code", ""), f.get("message", ""))]
         if f.get("value") is not None:
-            name = f.get("metric") or "value"
-            parts.append(f'<p class="measure">Measured: {esc(name)} = <b>{esc(fmt(f["value"]))}</b></p>')
+            parts.append(markup('<p class="measure">Measured: {} = <b>{}</b></p>', f.get("metric") or "value",
+                                f["value"]))
         if f.get("advice"):
-            parts.append(f'<p class="advice"><b>What to do:</b> {esc(f["advice"])}</p>')
+            parts.append(markup('<p class="advice"><b>What to do:</b> {}</p>', f["advice"]))
         if isinstance(f.get("details"), dict) and f["details"]:
-            parts.append(f"<details><summary>details</summary>{key_values(f['details'])}</details>")
+            parts.append(markup("<details><summary>details</summary>{}</details>", key_values(f["details"])))
         out.append("".join(parts) + "</div>")
     return "".join(out)
 
@@ -168,30 +191,31 @@ def data(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     d = metrics.get("data")
     if not isinstance(d, dict):
         return None
-    splits = {s: d[s].get("per_class") or {} for s in ("train", "val", "test") if isinstance(d.get(s), dict)}
-    classes = list(d.get("classes") or config.get("classes") or [])
+    splits = {s: d[s]["per_class"] for s in ("train", "val", "test")
+              if isinstance(d.get(s), dict) and isinstance(d[s].get("per_class"), dict)}
+    classes = [str(c) for c in d.get("classes") or config.get("classes") or []]
     for counts in splits.values():
-        classes += [c for c in counts if c not in classes]
-    out = [f"<p>Source: <code>{esc(d.get('source', config.get('data', '?')))}</code>"
-           f" ({esc(d.get('modality', config.get('modality', '?')))}, {len(classes)} classes)</p>"]
-    fit = d.get("fit_split") or {}
+        classes += [str(c) for c in counts if str(c) not in classes]
+    out = [markup("<p>Source: <code>{}</code> ({}, {} classes)</p>", d.get("source", config.get("data", "?")),
+                  d.get("modality", config.get("modality", "?")), len(classes))]
+    fit = d["fit_split"] if isinstance(d.get("fit_split"), dict) else {}
     if "val" not in splits and fit.get("val"):
-        out.append(f"<p>No validation split was given: {fmt(fit['val'])} of the training examples were held "
-                   f"out for validation (stratified), {fmt(fit.get('train'))} were used to fit.</p>")
+        out.append(markup("<p>No validation split was given: {} of the training examples were held out for "
+                          "validation (stratified), {} were used to fit.</p>", fit["val"], fit.get("train")))
     if splits:
         out.append(figure("class_counts", splits, classes, alt="examples per class",
                           caption="Examples per class, by split."))
-        rows = [[c] + [splits[s].get(c, 0) for s in splits] + [sum(splits[s].get(c, 0) for s in splits)]
-                for c in classes]
-        rows.append([Html("<b>total</b>")] + [sum(v.values()) for v in splits.values()]
-                    + [sum(sum(v.values()) for v in splits.values())])
+        rows = [[c] + [splits[s].get(c, 0) for s in splits] + [sum(count(splits[s].get(c)) for s in splits)]
+                for c in classes]  # a count that is not a number is shown as it is, and not added up
+        totals = [sum(count(v) for v in counts.values()) for counts in splits.values()]
+        rows.append([Html("<b>total</b>"), *totals, sum(totals)])
         out.append(table(["class", *splits, "total"], rows))
-    skipped = [str(s) for s in d.get("skipped") or []]
+    skipped = d["skipped"] if isinstance(d.get("skipped"), list) else []
     if skipped:
-        listed = "".join(f"<li><code>{esc(s)}</code></li>" for s in skipped[:MAX_LISTED])
-        more = f"<p>… and {len(skipped) - MAX_LISTED} more.</p>" if len(skipped) > MAX_LISTED else ""
-        out.append(f"<details><summary>{len(skipped)} unreadable file(s) skipped</summary><ul>{listed}</ul>"
-                   f"{more}</details>")
+        listed = "".join(markup("<li><code>{}</code></li>", str(s)) for s in skipped[:MAX_LISTED])
+        more = markup("<p>… and {} more.</p>", len(skipped) - MAX_LISTED) if len(skipped) > MAX_LISTED else ""
+        out.append(markup("<details><summary>{} unreadable file(s) skipped</summary><ul>{}</ul>{}</details>",
+                          len(skipped), Html(listed), Html(more)))
     else:
         out.append("<p>No files were skipped.</p>")
     return "".join(out)
@@ -203,11 +227,11 @@ def plan(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
         return None
     chosen = p.get("strategy", "?")
     auto = " (chosen automatically)" if p.get("requested") == "auto" else ""
-    out = [f"<p>Strategy: <b>{esc(chosen)}</b>{esc(auto)}</p>"]
-    reasons = [r for r in p.get("reasons") or []]
+    out = [markup("<p>Strategy: <b>{}</b>{}</p>", chosen, auto)]
+    reasons = p["reasons"] if isinstance(p.get("reasons"), list) else []
     if reasons:
-        out.append("<p>Why:</p><ul>" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>")
-    facts = dict(p.get("details") or {})
+        out.append("<p>Why:</p><ul>" + "".join(markup("<li>{}</li>", r) for r in reasons) + "</ul>")
+    facts = dict(p["details"]) if isinstance(p.get("details"), dict) else {}
     facts["class-weighted loss"] = bool(p.get("class_weighted"))
     if p.get("unfreeze") is not None:
         facts["unfreeze"] = p["unfreeze"]
@@ -234,9 +258,9 @@ def curves(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
         if seconds is None and any(number(r.get("seconds")) is not None for r in hist):
             seconds = sum(number(r.get("seconds")) or 0.0 for r in hist)
         rates = [r for r in s.get("rates") or [] if isinstance(r, dict)]
-        lrs = Html("<details><summary>{} group(s)</summary>{}</details>".format(len(rates), table(
+        lrs = markup("<details><summary>{} group(s)</summary>{}</details>", len(rates), table(
             ["group", "learning rate", "parameters"],
-            [[r.get("group"), short(r.get("lr")), r.get("params")] for r in rates]))) if rates else "—"
+            [[r.get("group"), short(r.get("lr")), r.get("params")] for r in rates])) if rates else "—"
         rows.append([s.get("stage"), s.get("unfrozen_groups"), len(hist) or None, s.get("best_epoch"),
                      s.get("val_acc"), s.get("val_loss"), seconds, lrs, "kept" if s.get("kept") else ""])
         kinds.append("kept" if s.get("kept") else "")
@@ -246,18 +270,17 @@ def curves(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
         out.append(_probe(probe))
     refit = stages[0].get("refit")
     if isinstance(refit, dict):
-        chosen = ", ".join(f"{esc(k)} = {esc(short(v))}" for k, v in refit.items() if k != "examples")
-        examples = esc(fmt(refit.get("examples")))
-        chosen = f", {chosen}" if chosen else ""
-        out.append(f"<p>The head was then retrained on training + validation data ({examples} examples"
-                   f"{chosen}); validation metrics are those of the model before this refit.</p>")
+        chosen = "".join(f", {k} = {short(v)}" for k, v in refit.items() if k != "examples")
+        out.append(markup("<p>The head was then retrained on training + validation data ({} examples{}); "
+                          "validation metrics are those of the model before this refit.</p>",
+                          refit.get("examples"), chosen))
     return "".join(out)
 
 
 def _probe(probe: dict[str, Any]) -> str:
     """The linear probe's regularisation: the strength kept, how it was chosen, the grid it was chosen on."""
-    out = f"<p>Linear probe: C = <b>{esc(short(probe.get('C')))}</b>"
-    out += f", chosen by {esc(probe['selection'])}.</p>" if probe.get("selection") else ".</p>"
+    out = markup("<p>Linear probe: C = <b>{}</b>", short(probe.get("C")))
+    out += markup(", chosen by {}.</p>", probe["selection"]) if probe.get("selection") else ".</p>"
     grid = [r for r in probe.get("grid") or [] if isinstance(r, dict)]
     if grid:
         kinds = ["kept" if r.get("C") == probe.get("C") else "" for r in grid]
@@ -272,11 +295,12 @@ def confusion(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     if split is None:
         return None
     c = metrics[split]["confusion"]
-    labels, matrix = [str(x) for x in c.get("labels") or []], c.get("matrix") or []
+    labels = [str(x) for x in c["labels"]] if isinstance(c.get("labels"), list) else []
+    matrix = matrix_of(c.get("matrix"))
     n = len(labels)
-    out = [f"<p>On the <b>{esc(split)}</b> split. Rows: true class; columns: predicted class; colour: share "
-           "of the true class" + (", numbers: counts." if n <= ANNOTATE_UP_TO else
-                                "; counts are left out above 20 classes (see the table below).") + "</p>",
+    out = [markup("<p>On the <b>{}</b> split. Rows: true class; columns: predicted class; colour: share of the "
+                  "true class{}</p>", split, ", numbers: counts." if n <= ANNOTATE_UP_TO else
+                  "; counts are left out above 20 classes (see the table below)."),
            figure("confusion", labels, matrix, alt=f"confusion matrix ({split})")]
     pairs = sorted(((matrix[i][j], labels[i], labels[j]) for i in range(min(n, len(matrix)))
                     for j in range(min(n, len(matrix[i]))) if i != j and matrix[i][j]), key=lambda t: -t[0])
@@ -294,10 +318,11 @@ def per_class(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
         return None
     m = metrics[split]
     pc = m["per_class"]
-    conf = m.get("confusion") or {}
+    conf = m["confusion"] if isinstance(m.get("confusion"), dict) else {}
     predicted = {}
-    if conf.get("labels") and conf.get("matrix"):
-        predicted = {c: sum(row[j] for row in conf["matrix"]) for j, c in enumerate(conf["labels"])}
+    if isinstance(conf.get("labels"), list) and conf.get("matrix"):
+        rows = matrix_of(conf["matrix"])
+        predicted = {str(c): sum(row[j] for row in rows if j < len(row)) for j, c in enumerate(conf["labels"])}
     classes = [str(c) for c in config.get("classes") or []]
     classes += [c for c in pc if c not in classes]
     rows, kinds = [], []
@@ -311,7 +336,7 @@ def per_class(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
         rows.append([c, r.get("precision"), r.get("recall"), r.get("f1"), r.get("support"), predicted.get(c),
                      note])
         kinds.append("warn" if note else "")
-    return f"<p>On the <b>{esc(split)}</b> split.</p>" + table(
+    return markup("<p>On the <b>{}</b> split.</p>", split) + table(
         ["class", "precision", "recall", "F1", "examples", "predicted", ""], rows, kinds)
 
 
@@ -326,7 +351,7 @@ def drift(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     return (figure("drift", rows, spans, alt="representation drift per layer group",
                    caption="CKA between each layer group's features now and before training (1 = unchanged), "
                            "and how far its weights moved.")
-            + f"<p>At the end (stage {esc(last.get('stage', '?'))}, epoch {esc(last.get('epoch', '?'))}):</p>"
+            + markup("<p>At the end (stage {}, epoch {}):</p>", last.get("stage", "?"), last.get("epoch", "?"))
             + table(["layer group", "CKA to pretrained", "weight change"],
                     [[g, cka.get(g), change.get(g)] for g in groups]))
 
@@ -373,7 +398,7 @@ def mismatch(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     m = metrics.get("mismatch")
     if not isinstance(m, dict) or not m:
         return None
-    out = [f"<p>Domain mismatch score: <b>{esc(fmt(m.get('score')))}</b></p>"]
+    out = [markup("<p>Domain mismatch score: <b>{}</b></p>", m.get("score"))]
     layers = m.get("per_layer")
     if isinstance(layers, dict) and layers:
         if all(number(v) is not None for v in layers.values()):
@@ -401,5 +426,5 @@ def footer(metrics: dict[str, Any], config: dict[str, Any]) -> str | None:
     settings = {k: config[k] for k in ("fit", "preprocessing", "head") if isinstance(config.get(k), dict)}
     if settings:
         out.append("<details><summary>All settings</summary>"
-                   + "".join(f"<h3>{esc(k)}</h3>{key_values(v)}" for k, v in settings.items()) + "</details>")
+                   + "".join(markup("<h3>{}</h3>{}", k, key_values(v)) for k, v in settings.items()) + "</details>")
     return "".join(out) or None
