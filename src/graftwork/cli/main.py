@@ -20,6 +20,9 @@ from ..errors import ConfigError, DataError, GraftworkError
 from .options import add_fit_options, fit_config_from_args
 
 EXIT_USER_ERROR = 2
+WEIGHTS_HELP = ("where the run's pretrained backbone weights are on this machine, when they are not found by the "
+                "backbone's name (a run folder's recorded paths are never used; the weights are checked against "
+                "the run's fingerprint)")
 
 
 def _out() -> RichConsole:
@@ -64,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         return evaluate_ner(args)
     console = Console(verbose=not args.quiet)
-    model = TransferModel.load(args.run, device=args.device, console=console)
+    model = TransferModel.load(args.run, device=args.device, console=console, weights=args.weights)
     result = model.evaluate(args.data, use_cache=not args.no_cache, skip_bad_files=args.skip_bad_files,
                             text_column=args.text_column, label_column=args.label_column, groups=args.groups)
     if result.get("skipped"):
@@ -134,7 +137,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         return predict_ner(args, _read_text_inputs(args.inputs, args.text_column))
     console = Console(verbose=not args.quiet)
-    model = TransferModel.load(args.run, device=args.device, console=console)
+    model = TransferModel.load(args.run, device=args.device, console=console, weights=args.weights)
     from ..data.files import reads_files
 
     skipped: list[dict[str, str]] = []
@@ -291,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("data", metavar="DATA", help="labelled data (its test/ split if it has one)")
     ev.add_argument("--json", action="store_true", help="print JSON on stdout")
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--weights", metavar="PATH", help=WEIGHTS_HELP)
     ev.add_argument("--no-cache", action="store_true", help="do not use or fill the feature cache")
     ev.add_argument("--skip-bad-files", action="store_true", help="skip unreadable inputs instead of stopping")
     ev.add_argument("--text-column", default="text")
@@ -313,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3, help="labels to show per input (default: 3)")
     pr.add_argument("--json", action="store_true", help="print JSON on stdout")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--weights", metavar="PATH", help=WEIGHTS_HELP)
     pr.add_argument("--text-column", default="text", help="column of a CSV/JSONL input holding the text")
     pr.add_argument("--skip-bad-files", action="store_true",
                     help="leave out inputs that are missing or cannot be read (listed on stderr; with --json "
