@@ -134,9 +134,9 @@ def load_audio(path: str | Path, *, max_seconds: float | None = DEFAULT_MAX_SECO
         raise AudioDecodeError("no samples (0-length audio)")
     if want is not None and want > 0 and len(mono) < 0.99 * want:
         raise AudioDecodeError(f"truncated: {start + len(mono)} of {start + want} samples could be decoded")
-    if not np.all(np.isfinite(mono)):
+    if not np.isfinite(mono.sum(dtype=np.float64)):  # NaN or infinity anywhere makes the sum so; no copy
         raise AudioDecodeError("samples contain NaN or infinity")
-    peak = float(np.abs(mono).max())
+    peak = max(float(mono.max()), -float(mono.min()))
     if peak < SILENCE_PEAK:
         part = "" if start == 0 and frames is None else " in the part read"
         raise AudioDecodeError(f"silent{part} (peak amplitude {peak:.1e}, below -80 dBFS)")
