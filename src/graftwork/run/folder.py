@@ -125,18 +125,19 @@ def read_run_folder(path: str | Path, *, task: str | None = None
     root = Path(path).expanduser()
     if not root.is_dir():
         raise RunFolderError(f"{root}: not a folder.", hint="pass the --out folder of a `graftwork fit` run.")
-    missing = [f for f in (CONFIG, HEAD) if not (root / f).is_file()]
-    if missing:
-        raise RunFolderError(f"{root}: not a graftwork run folder (missing {', '.join(missing)}).",
+    if not (root / CONFIG).is_file():
+        raise RunFolderError(f"{root}: not a graftwork run folder (no {CONFIG}).",
                              hint="pass the --out folder of a completed `graftwork fit` run.")
     try:
         config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
         metrics = json.loads((root / METRICS).read_text(encoding="utf-8")) if (root / METRICS).is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"{root}: damaged JSON ({e}).", hint="re-run `graftwork fit`.") from None
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested beyond reason
+        raise RunFolderError(f"{root}: damaged JSON ({type(e).__name__}: {e}).", hint="re-run `graftwork fit`.") from None
     validate_run_config(config, root, task=task)
     head = _verified_tensors(root, HEAD, config)
-    assert head is not None  # present: checked above
+    if head is None:
+        raise RunFolderError(f"{root}: not a complete graftwork run folder (no {HEAD}).",
+                             hint="pass the --out folder of a completed `graftwork fit` run.")
     return config, head, metrics, _verified_tensors(root, BACKBONE, config)
 
 

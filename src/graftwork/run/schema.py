@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProblemList, RunFolderError
+from .guard import RUN_FORMAT
 
-FORMATS = ("graftwork-run/1",)
+FORMATS = (RUN_FORMAT,)
 TASKS = ("classification", "ner")
 MODALITIES = ("image", "text", "audio")
 AUDIO_LONG = ("crop", "split")
