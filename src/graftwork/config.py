@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ConfigError, Problem
 
 STRATEGIES = ("auto", "frozen", "gradual", "full", "lora")
-TASKS = ("classify", "ner")
+TASKS = ("classify", "ner", "generate")
 AUDIO_LONG = ("crop", "split")
 CLASS_WEIGHTS = ("auto", "on", "off")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -33,7 +33,8 @@ class FitConfig:
         "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder; "
         "default: the preferred one for the data's modality whose weights are available"))
     task: str = field(default="classify", metadata=_meta(
-        "classify (one label per example) or ner (one BIO tag per token; CoNLL or JSONL tokens/tags input)"))
+        "classify (one label per example), ner (one BIO tag per token; CoNLL or JSONL tokens/tags input) or "
+        "generate (fine-tune a causal language model on prompt/completion, messages or text; JSONL or CSV)"))
     strategy: str = field(default="auto", metadata=_meta(
         "how much of the backbone to adapt: auto, frozen, gradual, full or lora (low-rank adapters via PEFT)"))
     probe_c: float | None = field(default=None, metadata=_meta(
@@ -118,6 +119,19 @@ class FitConfig:
     workers: int = field(default=0, metadata=_meta(
         "data-loading worker processes for feature extraction and fine-tuning (0: in-process; on a GPU machine, "
         "a few per GPU keep it fed)"))
+
+    max_length: int = field(default=1024, metadata=_meta(
+        "generate: the longest example in tokens (prompt and completion); longer ones are reported"))
+    max_new_tokens: int = field(default=128, metadata=_meta(
+        "generate: the most tokens generated per answer (validation, evaluation, prediction)"))
+    few_shot: int = field(default=3, metadata=_meta(
+        "generate: training examples shown in the prompt of the few-shot control (the base model, untrained)"))
+    gradient_checkpointing: bool = field(default=False, metadata=_meta(
+        "generate: recompute activations in the backward pass (less memory, about a third more time)"))
+    gradient_accumulation: int = field(default=1, metadata=_meta(
+        "generate: batches whose gradients are summed before each optimizer step"))
+    trust_remote_code: bool = field(default=False, metadata=_meta(
+        "generate: run the model repository's own Python code (only for models you trust)"))
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -212,4 +226,10 @@ def validate(cfg: FitConfig) -> list[Problem]:
            "a number in [0, 1)", cfg.val_fraction)
     if cfg.weights is not None and not cfg.pretrained:
         p.append(Problem("'weights'", "cannot be combined with pretrained=False (--no-pretrained)."))
+    for name in ("max_length", "max_new_tokens", "gradient_accumulation"):
+        _check(p, _is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "an integer >= 1", getattr(cfg, name))
+    _check(p, _is_int(cfg.few_shot) and cfg.few_shot >= 0, "few_shot", "an integer >= 0", cfg.few_shot)
+    from .generate.settings import unsupported_settings  # task rules live with the task
+
+    p += [Problem(f"'{name}'", f"{why} (task={cfg.task!r}).") for name, why in unsupported_settings(cfg)]
     return p

@@ -202,6 +202,10 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
             console: Console = SILENT, resume: bool = False,
             on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
     """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given."""
+    if cfg.task == "generate":  # language models that write (graftwork.generate)
+        from .generate.fit import run_fit_generate
+
+        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
     if cfg.task == "ner":  # token classification has its own pipeline and model (graftwork.ner)
         from .ner.fit import run_fit_ner
 

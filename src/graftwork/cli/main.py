@@ -58,10 +58,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_task(path: str) -> str | None:
+    """The task of the run folder at ``path`` (config.json's ``task``); the one lookup commands dispatch on."""
+    from ..generate.runfolder import run_task as read_task
+
+    return read_task(path)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..model import TransferModel
     from ..ner import is_ner_run
 
+    if run_task(args.run) == "generate":
+        from ..generate.cli import evaluate_generate
+
+        return evaluate_generate(args)
     if is_ner_run(args.run):
         from ..ner.cli import evaluate_ner
 
@@ -132,6 +143,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..model import TransferModel
     from ..ner import is_ner_run
 
+    if run_task(args.run) == "generate":
+        from ..generate.cli import predict_generate
+
+        return predict_generate(args, _read_text_inputs(args.inputs, args.text_column))
     if is_ner_run(args.run):
         from ..ner.cli import predict_ner
 
@@ -238,6 +253,10 @@ def _catalogue_params(name: str | None) -> int | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if run_task(args.run) == "generate":
+        from ..generate.cli import export_generate
+
+        return export_generate(args)
     from ..model import TransferModel
 
     if not args.merge:
@@ -302,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--groups", metavar="COLUMN_OR_MANIFEST",
                     help="per-group metrics and bias checks: for CSV/JSONL text, the column that holds each "
                          "example's group; for an image folder, a CSV manifest with columns path,group")
+    ev.add_argument("--outputs", metavar="FILE", help="generation runs: write every prompt, reference and "
+                    "generation to this new JSONL file")
+    ev.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                    help="generation runs: the most tokens per answer (default: the run's)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -315,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="image paths or folders; or texts, '-' for lines on stdin, or a CSV/JSONL file")
     pr.add_argument("--top-k", type=int, default=3, help="labels to show per input (default: 3)")
+    pr.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                    help="generation runs: the most tokens per answer (default: the run's)")
+    pr.add_argument("--temperature", type=float, default=None,
+                    help="generation runs: sample with this temperature (default: greedy)")
+    pr.add_argument("--top-p", type=float, default=None, help="generation runs: nucleus sampling mass (with "
+                    "--temperature)")
     pr.add_argument("--json", action="store_true", help="print JSON on stdout")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pr.add_argument("--weights", metavar="PATH", help=WEIGHTS_HELP)
@@ -373,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--merge", action="store_true",
                     help="merge a LoRA run's adapters into the backbone weights (same predictions, no adapter "
                          "overhead, loadable without PEFT)")
+    ex.add_argument("--adapter", action="store_true",
+                    help="generation runs: write the LoRA adapter as a PEFT folder (PeftModel.from_pretrained)")
     ex.add_argument("--out", required=True, metavar="DIR", help="the new run folder")
     ex.add_argument("--force", action="store_true", help="replace an existing --out folder")
     ex.set_defaults(func=cmd_export)
