@@ -1,4 +1,4 @@
-"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, report, export, demo.
+"""``graftwork`` command line: fit, evaluate, predict, backbones, rank, advise, report, export, serve, demo.
 
 Errors graftwork anticipates (bad data, bad settings, missing weights) are printed as a short message with a
 hint and exit with status 2; ``--debug`` shows the traceback. JSON goes to stdout, everything else to stderr.
@@ -16,7 +16,7 @@ from rich.console import Console as RichConsole
 
 from ..config import STRATEGIES
 from ..console import Console, literal, terminal, visible
-from ..errors import ConfigError, DataError, GraftworkError
+from ..errors import ConfigError, DataError, GraftworkError, Problem, ProblemList
 from .options import add_fit_options, fit_config_from_args
 
 EXIT_USER_ERROR = 2
@@ -98,13 +98,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import write_report
 
-    path = write_report(args.run, out=args.out)
+    path = write_report(args.run, out=args.out, force=args.force)
     _say(f"wrote {path}")
     return 0
 
 
-def _read_text_inputs(values: list[str], column: str) -> list[str]:
+def _read_text_inputs(values: list[str], column: str, skipped: list[dict[str, str]] | None = None) -> list[str]:
+    """Texts from arguments, stdin (``-``) and CSV/JSONL files; a bad row of a file is an error, or, when
+    ``skipped`` is given (--skip-bad-files), noted there."""
+    from ..data.skipped import skipped_entries
+
     texts: list[str] = []
+    bad = ProblemList()
     for v in values:
         path = Path(v)
         if v == "-":
@@ -112,9 +117,11 @@ def _read_text_inputs(values: list[str], column: str) -> list[str]:
         elif path.suffix.lower() in (".csv", ".jsonl") and path.is_file():
             from ..data.text import read_texts
 
-            texts += read_texts(path, column)
+            texts += read_texts(path, column, bad if skipped is not None else None)
         else:
             texts.append(v)
+    if skipped is not None:
+        skipped += skipped_entries(bad.items)
     return texts
 
 
@@ -139,7 +146,20 @@ def _read_file_inputs(values: list[str], modality: str, skipped: list[dict[str, 
     return paths
 
 
+def _nothing_to_predict(skipped: list[dict[str, str]]) -> DataError:
+    if not skipped:
+        return DataError("nothing to predict: no inputs.", hint="pass image paths, texts, '-' (stdin) or a CSV.")
+    return DataError(f"nothing to predict: none of the {len(skipped)} input(s) could be read:",
+                     problems=[Problem(s["path"], s["reason"]) for s in skipped], hint="fix or remove these inputs.")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from ..runtime.manifest import is_onnx_export
+
+    if is_onnx_export(args.run):  # the light runtime: no torch imported
+        from ..runtime.cli import predict_export
+
+        return predict_export(args, _read_text_inputs, _read_file_inputs)
     from ..model import TransferModel
     from ..ner import is_ner_run
 
@@ -157,11 +177,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     skipped: list[dict[str, str]] = []
     inputs = (_read_file_inputs(args.inputs, model.modality, skipped if args.skip_bad_files else None)
-              if reads_files(model.modality) else _read_text_inputs(args.inputs, args.text_column))
+              if reads_files(model.modality)
+              else _read_text_inputs(args.inputs, args.text_column, skipped if args.skip_bad_files else None))
     if not inputs:
-        raise DataError("nothing to predict: " + (f"none of the {len(skipped)} input(s) exist." if skipped
-                                                   else "no inputs."),
-                        hint="pass image paths, texts, '-' (stdin) or a CSV.")
+        raise _nothing_to_predict(skipped)
     preds, unread = model.predict_with_skipped(inputs, top_k=args.top_k, skip_bad_files=args.skip_bad_files)
     skipped += unread
     if skipped:
@@ -253,19 +272,43 @@ def _catalogue_params(name: str | None) -> int | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """--format onnx: an ONNX export checked for parity; --format run (with --merge): a run folder with LoRA
+    merged."""
     if run_task(args.run) == "generate":
         from ..generate.cli import export_generate
 
         return export_generate(args)
+    if args.format == "onnx" or (args.format is None and not args.merge):
+        if args.merge:
+            raise ConfigError("--merge and --format onnx: an ONNX export always has LoRA adapters merged.",
+                              hint="leave --merge out: graftwork export RUN --format onnx --out DIR")
+        from ..export.onnx import describe, export_onnx
+
+        manifest = export_onnx(args.run, args.out, data=args.data, verify=not args.no_verify, force=args.force,
+                               console=Console(verbose=not args.quiet))
+        _say(f"wrote {args.out}: {describe(manifest)}")
+        if args.json:
+            _print_json(manifest)
+        return 0
     from ..model import TransferModel
+    from ..run import check_out_dir
 
     if not args.merge:
-        raise ConfigError("export needs --merge (the only export so far: LoRA adapters merged into the backbone).",
+        raise ConfigError("--format run writes a run folder with LoRA adapters merged: it needs --merge.",
                           hint="graftwork export RUN --merge --out NEW_RUN")
+    check_out_dir(args.out, args.force, data=args.run)  # never the source run, inside it or around it
     model = TransferModel.load(args.run, device="cpu")
     merged = model.merge_adapters()
     path = model.save(args.out, force=args.force)
     _say(f"merged {merged} adapted layers into the backbone; wrote {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve.app import serve
+
+    serve(args.run, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, max_upload_mb=args.max_upload_mb, device=args.device)
     return 0
 
 
@@ -302,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", metavar="DIR", help="run folder to write")
     fit.add_argument("--resume", metavar="DIR", help="continue the interrupted `fit --out DIR` from its last "
                      "checkpoint, with its original settings")
-    fit.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    fit.add_argument("--force", action="store_true",
+                     help="replace an existing --out run folder (graftwork's own only: any other non-empty folder, "
+                          "the data, a folder inside or around it, home and the working folder are always "
+                          "refused), or start over instead of resuming an interrupted fit")
     fit.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     fit.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     add_fit_options(fit)
@@ -331,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write RUN_DIR/report.html, the run's self-contained HTML report")
     rep.add_argument("run", metavar="RUN_DIR")
     rep.add_argument("--out", metavar="FILE", help="write the report here instead of RUN_DIR/report.html")
+    rep.add_argument("--force", action="store_true",
+                     help="replace an existing --out FILE if it is a report graftwork wrote (any other file is "
+                          "always refused)")
     rep.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("predict", help="labels for new images or texts")
@@ -397,20 +446,54 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     adv.set_defaults(func=cmd_advise)
 
-    ex = sub.add_parser("export", help="write a copy of a run in another form (--merge: LoRA adapters merged)")
+    ex = sub.add_parser("export", help="write a run in another form: ONNX (checked for parity), or a run with "
+                        "LoRA merged",
+                        description="--format onnx (the default without --merge): model.onnx (backbone + head, "
+                                    "probabilities out), the preprocessing as data and graftwork-onnx.json; the "
+                                    "export is checked against the run on its own examples (--data, else the data "
+                                    "it was trained on when still there, else synthetic inputs) and refused when "
+                                    "they differ. `graftwork predict DIR` and `graftwork serve DIR` use it without "
+                                    "PyTorch. --merge: a run folder with LoRA adapters merged into the backbone.")
     ex.add_argument("run", metavar="RUN_DIR")
+    ex.add_argument("--format", choices=["onnx", "run"], default=None,
+                    help="onnx (default), or run (with --merge)")
     ex.add_argument("--merge", action="store_true",
                     help="merge a LoRA run's adapters into the backbone weights (same predictions, no adapter "
                          "overhead, loadable without PEFT)")
     ex.add_argument("--adapter", action="store_true",
                     help="generation runs: write the LoRA adapter as a PEFT folder (PeftModel.from_pretrained)")
-    ex.add_argument("--out", required=True, metavar="DIR", help="the new run folder")
-    ex.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    ex.add_argument("--out", required=True, metavar="DIR", help="the new folder")
+    ex.add_argument("--data", metavar="DATA", help="labelled data whose examples (test split, else val, else all) "
+                    "the parity check uses")
+    ex.add_argument("--no-verify", action="store_true", help="skip the parity check")
+    ex.add_argument("--json", action="store_true", help="print the ONNX manifest as JSON on stdout")
+    ex.add_argument("--quiet", action="store_true")
+    ex.add_argument("--force", action="store_true",
+                    help="replace an existing --out folder of the same kind (graftwork's own only; any other "
+                         "non-empty folder and the source run are always refused)")
     ex.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="an HTTP server for a run or an ONNX export: POST /predict, GET /health, "
+                        "GET /info", description="Serves RUN_DIR (a run folder or an ONNX export) over HTTP with "
+                        "FastAPI and uvicorn. POST /predict takes {\"inputs\": [texts]} as JSON, or image/audio "
+                        "files as multipart uploads (field 'files'), and answers as `predict --json`. Requests "
+                        "arriving together are batched. The server never writes to RUN_DIR.")
+    sv.add_argument("run", metavar="RUN_DIR")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy of the model")
+    sv.add_argument("--max-batch", type=int, default=32, help="most inputs run through the model at once")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="how long a request waits for others to share its batch (default: 5)")
+    sv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body accepted (413 above)")
+    sv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="for run folders")
+    sv.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="offline demo on real data with real pretrained weights")
     demo.add_argument("--out", default="graftwork-demo", metavar="DIR", help="where to write the demo runs")
-    demo.add_argument("--force", action="store_true", help="replace an existing demo folder")
+    demo.add_argument("--force", action="store_true",
+                      help="replace an existing demo folder graftwork wrote, once the new demo is complete "
+                           "(any other non-empty folder is always refused)")
     demo.add_argument("--quick", action="store_true", help="fewer images (about a minute)")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -1,5 +1,6 @@
-"""Writing a trained run in other forms: ONNX (:mod:`.onnx`, checked for parity by :mod:`.parity`) and a
-Hugging Face folder (:mod:`.hf`). The export folders are read back without torch by :mod:`graftwork.runtime`.
+"""Writing a trained run in another form: ONNX (:mod:`.onnx`, the networks in :mod:`.graphs`, the
+preprocessing as data in :mod:`.assets`, checked for parity by :mod:`.parity` and :mod:`.ner`). The export
+folders are read back without torch by :mod:`graftwork.runtime`.
 
 Nothing is imported here, so that ``graftwork.export.*`` modules pull in torch only when they are used.
 """

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +58,31 @@ def _collate(backbone: Backbone):
     return collate
 
 
+def _threaded_batches(dataset: _RawDataset, batch_size: int, collate: Any) -> Iterator[Any]:
+    """Batches of ``dataset`` decoded by a thread pool, in order, at most two batches ahead of the model.
+
+    Decoding images (PIL) and audio (libsndfile, resampling) releases the GIL, so threads decode the next
+    batches while the network runs on this one, without the start-up cost and memory of worker processes."""
+    threads = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(threads, thread_name_prefix="graftwork-decode") as pool:
+        pending: deque[Future] = deque()
+        rows: list[Any] = []
+        for i in range(len(dataset)):
+            pending.append(pool.submit(dataset.__getitem__, i))
+            if len(pending) > 2 * batch_size:
+                rows.append(pending.popleft().result())
+                if len(rows) == batch_size:
+                    yield collate(rows)
+                    rows = []
+        while pending:
+            rows.append(pending.popleft().result())
+            if len(rows) == batch_size:
+                yield collate(rows)
+                rows = []
+        if rows:
+            yield collate(rows)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -95,8 +124,12 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
         # never be trained again (fine-tuning after extraction would fail on CUDA)
         with torch.inference_mode(False):
             backbone.eval().to(device)
-        loader = DataLoader(_RawDataset(backbone, [items[i] for i in todo]), batch_size=batch_size,
-                            shuffle=False, num_workers=workers, collate_fn=_collate(backbone))
+        if modality == "text":  # similar lengths in a batch: little padding (rows are put back by index)
+            todo.sort(key=lambda i: len(items[i]))
+        dataset = _RawDataset(backbone, [items[i] for i in todo])
+        loader: Any = (_threaded_batches(dataset, batch_size, _collate(backbone)) if workers == 0 and modality != "text"
+                       else DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                       collate_fn=_collate(backbone)))
         with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
             for local_idx, batch, bad in loader:
                 for j, err in bad:
