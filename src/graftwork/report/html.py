@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import RunFolderError
 from . import sections as s
+from .curve import learning_curve
 
 REPORT = "report.html"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
@@ -30,6 +31,7 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("data", "Data", s.data),
     ("plan", "The plan and why", s.plan),
     ("curves", "Training stages and learning curves", s.curves),
+    ("how-much-data", "Selection, and how much data you need", learning_curve),
     ("confusion", "Confusion matrix", s.confusion),
     ("per-class", "Per-class metrics", s.per_class),
     ("drift", "Representation drift", s.drift),
