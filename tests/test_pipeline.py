@@ -103,8 +103,13 @@ def test_out_folder_is_never_overwritten_without_force(image_folder, tmp_path):
     with pytest.raises(RunFolderError, match="--force"):
         graftwork.fit(image_folder, out=out, **IMAGE)
     assert (out / "precious.txt").read_text() == "keep me"
-    graftwork.fit(image_folder, out=out, force=True, **IMAGE)
-    assert not (out / "precious.txt").exists() and (out / "config.json").exists()
+    with pytest.raises(RunFolderError, match="not a graftwork run folder"):  # --force replaces only a run
+        graftwork.fit(image_folder, out=out, force=True, **IMAGE)
+    assert (out / "precious.txt").read_text() == "keep me"
+    (out / "precious.txt").unlink()
+    graftwork.fit(image_folder, out=out, **IMAGE)
+    graftwork.fit(image_folder, out=out, force=True, **IMAGE)  # a run folder: --force replaces it
+    assert (out / "config.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")], "no staging folders left behind"
 
 

@@ -7,7 +7,8 @@ in stages (see :mod:`.strategies.finetune`); evaluate; save the run folder.
 
 While a run is in progress its resumable state lives beside the output folder, in ``.<name>.partial/``, so an
 existing run is only replaced (with ``--force``) once the new one is complete, and ``--resume`` continues an
-interrupted one.
+interrupted one. A plain re-run of an interrupted fit is refused rather than discarding its checkpoint. The whole
+fit holds the output's lock (:func:`graftwork.run.out_lock`): a second fit into the same ``--out`` is refused.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from .features import FeatureCache, default_cache_dir, extract_features, resolve
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
 from .resources import cost_line, parameter_counts, peak_memory
-from .run import check_out_dir, write_json
+from .run import check_out_dir, out_lock, recover_folder, write_json
 from .strategies import LinearHead, Plan, fit_probe, make_plan
 from .strategies.finetune import (
+    CHECKPOINT,
     FineTuner,
     FineTuneSettings,
     Progress,
@@ -201,7 +203,10 @@ def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples],
 def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
             console: Console = SILENT, resume: bool = False,
             on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
-    """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given."""
+    """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given.
+
+    ``out`` is checked before any work, and again (:func:`_check_out`) once its lock is held, for the whole fit.
+    """
     if cfg.task == "generate":  # language models that write (graftwork.generate)
         from .generate.fit import run_fit_generate
 
@@ -210,13 +215,23 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
         from .ner.fit import run_fit_ner
 
         return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
+    if out is None:
+        return _fit(data, cfg, out=None, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
+    check_out_dir(out, force, data=data)  # before the lock: a refused --out (inside the data) gets no lock file
+    with out_lock(out):  # a fit already writing --out: refused here, before its state is looked at
+        recover_folder(out, locked=True)
+        _check_out(out, data, force, resume)
+        return _fit(data, cfg, out=out, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
+
+
+def _fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool, console: Console, resume: bool,
+         on_epoch_end: list[Callable[[Progress], None]] | None) -> TransferModel:
+    """:func:`run_fit`'s steps, once ``out`` has been checked and locked."""
     started = time.perf_counter()
     partial = partial_dir(out) if out is not None else None
     for name in ("weights", "cache_dir"):  # saved with the run: make them independent of the working directory
         if getattr(cfg, name):
             setattr(cfg, name, str(Path(getattr(cfg, name)).expanduser().absolute()))
-    if out is not None:
-        _check_out(out, data, force, resume)
     splits = load_data(data, skip_bad_files=cfg.skip_bad_files, text_column=cfg.text_column,
                        label_column=cfg.label_column)
     groups = _read_groups(splits, cfg) if cfg.groups else None  # bad group data fails before any training
@@ -341,7 +356,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     if out is not None:
         model.save(out, force=force)
         if partial is not None:
-            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(partial, ignore_errors=True)  # _check_out let an older fit's state through: --force
     _summary(console, model, out)
     return model
 
@@ -452,13 +467,19 @@ def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray
 
 
 def _check_out(out: str | Path, data: str | Path, force: bool, resume: bool) -> None:
-    target = Path(out).expanduser().resolve()
-    source = Path(data).expanduser().resolve()
-    if source == target or target in source.parents:
-        raise RunFolderError(f"--out {out}: the output folder would contain the data {data}.",
-                             hint="choose an --out folder outside the data.")
-    if not resume:
-        check_out_dir(out, force)
+    """The output rules (:func:`graftwork.run.check_out_dir`: never the data, inside it or around it; ``force``
+    replaces only a run folder), and an interrupted fit's checkpoint is never discarded without ``force``."""
+    check_out_dir(out, force, data=data)
+    partial = partial_dir(out)
+    if resume or not partial.exists():
+        return
+    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
+        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
+                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
+    if (partial / CHECKPOINT).is_file() and not force:
+        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
+                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
+                             "pass --force to start over (its checkpoint is then discarded).")
 
 
 def _data_signature(parts: dict[str, Examples]) -> str:
@@ -484,8 +505,8 @@ def _start_partial(partial: Path, data: str | Path, cfg: FitConfig, force: bool,
         if (partial / "checkpoint.pt").is_file():
             return load_checkpoint(partial)
         return None
-    if partial.exists():
-        console.warn(f"discarding the state of an interrupted run in {partial} (use --resume to continue one)")
+    if partial.exists():  # _check_out let it through: --force, or no checkpoint in it yet
+        console.warn(f"discarding the state of an interrupted run in {partial}")
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),

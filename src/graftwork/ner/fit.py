@@ -27,7 +27,7 @@ from ..console import SILENT, Console
 from ..errors import ConfigError, DataError
 from ..features import resolve_device
 from ..resources import cost_line, parameter_counts, peak_memory
-from ..run import check_out_dir
+from ..run import check_out_dir, out_lock, recover_folder
 from ..strategies.finetune import stage_schedule
 from ..strategies.lora import apply_lora, has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
@@ -98,11 +98,25 @@ def _backbone(cfg: FitConfig, console: Console) -> TextBackbone:
 
 def run_fit_ner(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
                 console: Console = SILENT, resume: bool = False) -> NerModel:
-    """Train a token classifier on tagged sentences at ``data``; save it to ``out`` when given."""
-    started = time.perf_counter()
+    """Train a token classifier on tagged sentences at ``data``; save it to ``out`` when given.
+
+    ``out`` follows the output rules (:func:`graftwork.run.check_out_dir`: never the data, inside it or around
+    it; ``force`` replaces only a run folder), checked before any work and again under its lock, held for the
+    whole fit so that a second fit into the same ``out`` is refused."""
     _check_settings(cfg, resume)
-    if out is not None:
-        check_out_dir(out, force)
+    if out is None:
+        return _fit_ner(data, cfg, out=None, force=force, console=console)
+    check_out_dir(out, force, data=data)  # before the lock: a refused --out (inside the data) gets no lock file
+    with out_lock(out):
+        recover_folder(out, locked=True)
+        check_out_dir(out, force, data=data)
+        return _fit_ner(data, cfg, out=out, force=force, console=console)
+
+
+def _fit_ner(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool,
+             console: Console) -> NerModel:
+    """:func:`run_fit_ner`'s steps, once ``out`` has been checked and locked."""
+    started = time.perf_counter()
     if cfg.weights:
         cfg.weights = str(Path(cfg.weights).expanduser().absolute())
     splits = load_ner_data(data, skip_bad=cfg.skip_bad_files)

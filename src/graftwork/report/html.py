@@ -121,13 +121,20 @@ def _date(created: Any) -> Any:
 
 
 def write_report(run_dir: str | Path, metrics: dict[str, Any] | None = None,
-                 config: dict[str, Any] | None = None, out: str | Path | None = None) -> Path:
+                 config: dict[str, Any] | None = None, out: str | Path | None = None, *,
+                 force: bool = False) -> Path:
     """Write the report of the run in ``run_dir`` to ``out`` (default: ``run_dir/report.html``); return it.
 
     ``metrics`` and ``config`` default to the run folder's ``metrics.json`` and ``config.json``. The file is
     written atomically (a temporary file in the same folder, then renamed), so a reader never sees half of it.
+    The run's own ``report.html`` is always rewritten; an ``out`` that exists is replaced only with ``force``, and
+    only if it is a report graftwork wrote (:func:`graftwork.run.check_out_file`).
     """
+    from ..run.guard import check_out_file
+
     run_dir = Path(run_dir).expanduser()
+    if out is not None:
+        check_out_file(out, force)
     if metrics is None or config is None:
         loaded_metrics, loaded_config = read_run_json(run_dir)
         metrics = loaded_metrics if metrics is None else metrics

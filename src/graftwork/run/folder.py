@@ -11,7 +11,9 @@ Layout::
     report.html         the same, for people: one self-contained page with the plots
 
 A folder is first written next to its destination and then renamed into place, so an interrupted save never
-leaves a half-written run, and ``--force`` replaces an old run only once the new one is complete.
+leaves a half-written run, and ``--force`` replaces an old run only once the new one is complete; a crash between
+the renames is repaired on the next write or load (:mod:`.replace`). What may be replaced at all is decided by
+:mod:`.guard`; one process at a time writes a given folder (:mod:`.lock`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import RunFolderError
+from .guard import RUN_FORMAT, check_out_dir
+from .lock import out_lock
+from .replace import recover_folder, write_folder
 from .schema import validate_run_config
 
 CONFIG = "config.json"
@@ -36,17 +40,6 @@ BACKBONE = "backbone.safetensors"
 ADAPTER = "adapter.safetensors"
 METRICS = "metrics.json"
 WEIGHT_FILES = (HEAD, BACKBONE, ADAPTER)
-
-
-def check_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to overwrite a non-empty folder (or a file) unless ``force``; called before any work starts."""
-    path = Path(out).expanduser()
-    if path.exists() and not path.is_dir():
-        raise RunFolderError(f"--out {path}: exists and is a file.", hint="choose another --out folder.")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise RunFolderError(f"--out {path}: the folder exists and is not empty; nothing was overwritten.",
-                             hint="choose another --out, or pass --force to replace it.")
-    return path
 
 
 def _umask() -> int:
@@ -69,34 +62,32 @@ def save_run_folder(out: str | Path, *, config: dict[str, Any], head: dict[str, 
                     metrics: dict[str, Any], backbone: dict[str, torch.Tensor] | None = None,
                     force: bool = False, extra: dict[str, str] | None = None,
                     adapter: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write the run folder; ``extra`` maps further file names (e.g. the report) to their text."""
-    path = check_out_dir(out, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.writing-"))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder
-    try:
+    """Write the run folder; ``extra`` maps further file names (e.g. the report) to their text.
+
+    Holds ``out``'s lock, repairs an interrupted earlier replacement, checks ``out`` may be written
+    (:func:`~graftwork.run.guard.check_out_dir`: ``force`` replaces only a graftwork run folder), then writes a
+    staging folder and swaps it in crash-safely (:func:`~graftwork.run.replace.write_folder`)."""
+    path = Path(out).expanduser()
+    config = {"format": RUN_FORMAT} | config  # the marker --force recognises a run folder by
+
+    def fill(staging: Path) -> None:
         save_file({k: v.contiguous() for k, v in head.items()}, str(staging / HEAD))
         if backbone is not None:
             save_file({k: v.contiguous() for k, v in backbone.items()}, str(staging / BACKBONE))
         if adapter is not None:
             save_file({k: v.contiguous() for k, v in adapter.items()}, str(staging / ADAPTER))
-        config = config | {"files": weight_digests(staging)}  # checked at load: config.json is written after
-        write_json(staging / CONFIG, config)
+        full = config | {"files": weight_digests(staging)}  # checked at load: config.json is written after
+        write_json(staging / CONFIG, full)
         write_json(staging / METRICS, metrics)
         for name, text in (extra or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
         for file in staging.iterdir():  # some writers (safetensors) make owner-only files
             os.chmod(file, 0o666 & ~_umask())
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+
+    with out_lock(path):
+        recover_folder(path, locked=True)
+        check_out_dir(path, force)
+        write_folder(path, fill)
     return path
 
 
@@ -132,7 +123,8 @@ def read_run_folder(path: str | Path, *, task: str | None = None
         config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
         metrics = json.loads((root / METRICS).read_text(encoding="utf-8")) if (root / METRICS).is_file() else {}
     except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested beyond reason
-        raise RunFolderError(f"{root}: damaged JSON ({type(e).__name__}: {e}).", hint="re-run `graftwork fit`.") from None
+        raise RunFolderError(f"{root}: damaged JSON ({type(e).__name__}: {e}).",
+                             hint="re-run `graftwork fit`.") from None
     validate_run_config(config, root, task=task)
     head = _verified_tensors(root, HEAD, config)
     if head is None:
