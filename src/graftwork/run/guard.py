@@ -10,8 +10,9 @@ graftwork never deletes or replaces anything but a folder it wrote itself, whate
 - an existing file, and any non-empty folder graftwork did not write.
 
 ``--force`` only lets graftwork replace a folder it recognises as its own: a run folder (``config.json`` with
-``"format": "graftwork-run/1"``) or a demo folder (``graftwork-demo.json`` with ``"format":
-"graftwork-demo/1"``); for ``report --out``, a report graftwork wrote. Every run folder has carried the format
+``"format": "graftwork-run/1"``), a demo folder (``graftwork-demo.json`` with ``"format":
+"graftwork-demo/1"``) or an ONNX export (``graftwork-onnx.json``), each command naming the kinds it may replace;
+for ``report --out``, a report graftwork wrote. Every run folder has carried the format
 marker since the first release; a folder without it is still recognised as a run when it holds only run-folder
 files, a ``config.json`` that names a backbone and classes (or tags), and a readable ``head.safetensors``.
 
