@@ -297,7 +297,8 @@ def _fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: boo
     augmented_frozen = plan.strategy == "frozen" and bool(cfg.augment) and val is not None
     selection_val = None  # val metrics of the model that validation chose, when the head is refit afterwards
     if plan.strategy == "frozen" and not augmented_frozen and cfg.refit and val is not None:
-        head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, lp_record, console)
+        head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, lp_record, console,
+                                          raw=probe.raw)
     stages = [lp_record | {"kept": True}]
     if plan.fine_tunes or augmented_frozen:
         resume_state = None
@@ -312,7 +313,8 @@ def _fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: boo
             remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
         if progress.best["stage"] == "linear probe" and plan.fine_tunes and cfg.refit:
             # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
-            head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, stages[0], console)
+            head, selection_val = _refit_head(head, feats, y, probe.c, cfg, weights, classes, stages[0], console,
+                                              raw=probe.raw)
         if progress.best["stage"] != "linear probe" and plan.fine_tunes:
             backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
             backbone.info.extra["fine_tuned"] = progress.best["stage"]
@@ -450,7 +452,7 @@ def _split_metrics(head: LinearHead, x: np.ndarray, y: np.ndarray, y_train: np.n
 
 def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray], c: float, cfg: FitConfig,
                 weights: list[float] | None, classes: list[str], record: dict[str, Any],
-                console: Console) -> tuple[LinearHead, dict[str, Any]]:
+                console: Console, raw: bool = False) -> tuple[LinearHead, dict[str, Any]]:
     """Retrain the probe on train + val with the regularisation validation chose (like LogisticRegressionCV's
     refit): with little data, the held-out fifth is worth more as training data than as a second opinion.
 
@@ -460,7 +462,7 @@ def _refit_head(head: LinearHead, feats: dict[str, Any], y: dict[str, np.ndarray
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
-    fit_probe(refit, x_all, y_all, c=c, class_weights=weights, seed=cfg.seed)
+    fit_probe(refit, x_all, y_all, c=c, raw=raw, class_weights=weights, seed=cfg.seed)
     record["refit"] = {"C": c, "examples": int(len(y_all))}
     console.info(f"refit: the probe retrained on training + validation data ({len(y_all)} examples, C={c:g})")
     return refit, selection_val

@@ -48,7 +48,7 @@ def test_small_validation_switches_the_probe_to_cross_validation_over_train_and_
     assert fit.folds == "5-fold x 3"
     # the head itself is trained on the training features only, with the cross-validated C
     ref = LinearHead(x.shape[1], 2)
-    fit_probe(ref, x, y, c=fit.c)
+    fit_probe(ref, x, y, c=fit.c, raw=fit.raw)
     torch.testing.assert_close(head.fc.weight, ref.fc.weight)
 
 
@@ -157,3 +157,20 @@ def test_few_shot_fit_selects_by_cross_validation_end_to_end(tmp_path, tiny_bert
     curve = m["learning_curve"]
     assert curve["current"] == 20 and [p["factor"] for p in curve["projections"]] == [2.0, 4.0]
     assert any(f["code"] == "learning-curve" for f in m["findings"])
+
+
+def test_scikit_learns_default_is_a_candidate_and_loads_as_the_same_function():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = blobs(10, classes=3, spread=20.0, seed=7)
+    head = LinearHead(x.shape[1], 3)
+    fit = fit_probe(head, x, y, c=1.0, raw=True)
+    assert fit.raw and fit.to_dict()["features"] == "raw"
+    ref = LogisticRegression(max_iter=2000).fit(x, y)
+    with torch.no_grad():
+        logits = head.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), ref.predict_proba(x), atol=2e-3)
+    cv = fit_probe(LinearHead(x.shape[1], 3), x, y)
+    assert cv.grid[0] | {"val_acc": 0, "val_loss": 0, "val_acc_se": 0} == {
+        "C": 1.0, "features": "raw", "val_acc": 0, "val_loss": 0, "val_acc_se": 0}
+    assert len(cv.grid) == len(PROBE_CS) + 1

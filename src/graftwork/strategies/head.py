@@ -68,9 +68,11 @@ class ProbeFit:
     examples: int = 0  # examples the choice was made on (held out, or cross-validated over)
     folds: str = ""  # "5-fold x 3" for cross-validation
     best_c: float | None = None  # the most accurate C, when a near-tie moved the choice to a stronger one
+    raw: bool = False  # fitted on the raw features (scikit-learn's default), not the standardised ones
 
     def to_dict(self) -> dict:
-        out = {"C": self.c, "selection": self.selection, "grid": self.grid, "examples": self.examples}
+        out = {"C": self.c, "selection": self.selection, "grid": self.grid, "examples": self.examples,
+               "features": "raw" if self.raw else "standardised"}
         return out | ({"folds": self.folds} if self.folds else {}) | (
             {"most_accurate_C": self.best_c} if self.best_c is not None and self.best_c != self.c else {})
 
@@ -78,9 +80,10 @@ class ProbeFit:
         """How C was chosen, in words: ``C=0.1, chosen by cross-validation (5-fold x 3 over 40 examples)``."""
         how = {"validation": f"validation ({self.examples} examples)",
                "cross-validation": f"cross-validation ({self.folds} over {self.examples} examples)"}
-        text = f"C={self.c:g}, " + (f"chosen by {how[self.selection]}" if self.selection in how else self.selection)
+        text = f"C={self.c:g}{' on the raw features' if self.raw else ''}, " + (f"chosen by {how[self.selection]}" if self.selection in how else self.selection)
         if self.best_c is not None and self.best_c != self.c:
-            text += f"; C={self.best_c:g} was within one standard error, the stronger regularisation kept"
+            text += (f"; C={self.best_c:g} (standardised) was within one standard error, the "
+                     + ("reference (scikit-learn's default) kept" if self.raw else "stronger regularisation kept"))
         return text
 
 
@@ -119,7 +122,9 @@ def _best(rows: list[dict[str, float]]) -> float:
     return max(rows, key=lambda r: (round(r["val_acc"], 9), -r["val_loss"]))["C"]
 
 
-def _load(head: LinearHead, clf: LogisticRegression) -> None:
+def _load(head: LinearHead, clf: LogisticRegression, raw: bool = False) -> None:
+    """Load ``clf`` into the head; a model of the raw features ``w x + b`` becomes ``(w sigma) z + (b + w mu)``
+    on the head's standardised ``z = (x - mu) / sigma``: the same function."""
     num_classes = head.fc.out_features
     weight = np.zeros((num_classes, clf.coef_.shape[1]))
     bias = np.zeros(num_classes)
@@ -131,25 +136,31 @@ def _load(head: LinearHead, clf: LogisticRegression) -> None:
         weight[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
         missing = np.setdiff1d(np.arange(num_classes), clf.classes_)
         bias[missing] = -1e4  # a class with no training example is never predicted
+    if raw:
+        mean = head.norm.running_mean.double().numpy()
+        scale = np.sqrt(head.norm.running_var.double().numpy() + head.norm.eps)
+        bias, weight = bias + weight @ mean, weight * scale
     with torch.no_grad():
         head.fc.weight.copy_(torch.from_numpy(weight).float())
         head.fc.bias.copy_(torch.from_numpy(bias).float())
 
 
 def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
-              y_val: np.ndarray | None = None, *, c: float | None = None,
+              y_val: np.ndarray | None = None, *, c: float | None = None, raw: bool = False,
               class_weights: list[float] | None = None, seed: int = 0) -> ProbeFit:
     """Train ``head`` as an L2-regularised multinomial logistic regression (scikit-learn, L-BFGS, to
     convergence) on standardised cached features.
 
     The regularisation strength ``c`` (scikit-learn's C) is chosen on the validation features when given, else
     by repeated stratified k-fold cross-validation on the training features (see :func:`_cross_validate`), else
-    ``DEFAULT_C``; a given ``c`` is used as is. ``class_weights`` weight the training loss (imbalanced classes).
+    ``DEFAULT_C``; a given ``c`` is used as is, on the raw features when ``raw``. ``class_weights`` weight the
+    training loss (imbalanced classes).
     """
     num_classes = head.fc.out_features
     head.set_normalization(torch.from_numpy(x_train).float())
     z = head.standardize(x_train)
-    fit = ProbeFit(c=c if c is not None else DEFAULT_C, selection="given" if c is not None else "default")
+    fit = ProbeFit(c=c if c is not None else DEFAULT_C, selection="given" if c is not None else "default",
+                   raw=raw and c is not None)
     present = np.unique(y_train)
     if len(present) < 2:
         with torch.no_grad():  # one class: nothing to separate, predict it
@@ -166,8 +177,8 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
             fit.grid.append({"C": cand, "val_acc": acc, "val_loss": loss})
         fit.c, fit.selection, fit.examples = _best(fit.grid), "validation", len(y_val)
     elif c is None and smallest >= 2:
-        _cross_validate(fit, z, y_train, num_classes, class_weights, seed)
-    _load(head, _logistic(z, y_train, fit.c, class_weights))
+        _cross_validate(fit, x_train, z, y_train, num_classes, class_weights, seed)
+    _load(head, _logistic(x_train if fit.raw else z, y_train, fit.c, class_weights), raw=fit.raw)
     return fit
 
 
@@ -188,29 +199,38 @@ def select_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_v
     assert x_val is not None and y_val is not None
     chosen = fit_probe(LinearHead(head.fc.in_features, num_classes), np.concatenate([x_train, x_val]),
                        np.concatenate([y_train, y_val]), class_weights=class_weights, seed=seed)
-    fit_probe(head, x_train, y_train, c=chosen.c, class_weights=class_weights, seed=seed)
+    fit_probe(head, x_train, y_train, c=chosen.c, raw=chosen.raw, class_weights=class_weights, seed=seed)
     return chosen, True
 
 
-def _cross_validate(fit: ProbeFit, z: np.ndarray, y: np.ndarray, num_classes: int,
+def _cross_validate(fit: ProbeFit, x: np.ndarray, z: np.ndarray, y: np.ndarray, num_classes: int,
                     class_weights: list[float] | None, seed: int) -> None:
-    """Choose C by repeated stratified k-fold cross-validation: the most accurate C on the held-out folds (ties:
-    lower held-out loss), then the strongest regularisation within one standard error of it (paired over folds).
-
-    Few examples cannot tell neighbouring strengths apart, and the stronger one is the safer bet then."""
+    """Choose the probe by repeated stratified k-fold cross-validation among scikit-learn's default
+    (``LogisticRegression()``: C=1 on the raw features ``x``, what a user would try first) and the grid of C on
+    the standardised features ``z``: the most accurate on the held-out folds (ties: lower held-out loss), then
+    the first within one standard error of it (paired over folds) in the order default, then strong to weak
+    regularisation. Few examples cannot tell neighbouring candidates apart, and the reference or the stronger
+    regularisation is the safer bet then."""
     k, repeats = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))
     folds = list(RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed).split(z, y))
-    fold_clfs: list[LogisticRegression | None] = [None] * len(folds)
+    candidates = [(True, 1.0)] + [(False, c) for c in PROBE_CS]
     per_fold: list[np.ndarray] = []
-    for cand in PROBE_CS:
-        fold_clfs = [_logistic(z[tr], y[tr], cand, class_weights, clf)
+    fold_clfs: list[LogisticRegression | None] = [None] * len(folds)
+    for raw, cand in candidates:
+        data = x if raw else z
+        fold_clfs = [_logistic(data[tr], y[tr], cand, class_weights, None if raw else clf)
                      for (tr, _), clf in zip(folds, fold_clfs, strict=True)]
-        scores = np.array([_score(clf, z[te], y[te], num_classes)
+        scores = np.array([_score(clf, data[te], y[te], num_classes)
                            for (_, te), clf in zip(folds, fold_clfs, strict=True)])
+        if raw:
+            fold_clfs = [None] * len(folds)  # the standardised grid warm-starts among itself only
         per_fold.append(scores[:, 0])
-        fit.grid.append({"C": cand, "val_acc": float(scores[:, 0].mean()), "val_loss": float(scores[:, 1].mean()),
+        fit.grid.append({"C": cand, "features": "raw" if raw else "standardised",
+                         "val_acc": float(scores[:, 0].mean()), "val_loss": float(scores[:, 1].mean()),
                          "val_acc_se": float(scores[:, 0].std(ddof=1) / np.sqrt(len(folds)))})
-    best = PROBE_CS.index(_best(fit.grid))
-    chosen = simplest_near_best(per_fold, best)  # PROBE_CS runs from strong to weak regularisation
-    fit.c, fit.best_c = PROBE_CS[chosen], PROBE_CS[best]
+    best = max(range(len(candidates)), key=lambda i: (round(fit.grid[i]["val_acc"], 9), -fit.grid[i]["val_loss"]))
+    chosen = simplest_near_best(per_fold, best)
+    (fit.raw, fit.c), fit.best_c = candidates[chosen], candidates[best][1]
+    if candidates[best][0]:
+        fit.best_c = None  # the default itself was the most accurate
     fit.selection, fit.examples, fit.folds = "cross-validation", len(y), f"{k}-fold x {repeats}"
