@@ -208,7 +208,7 @@ def _cross_validate(fit: ProbeFit, x: np.ndarray, z: np.ndarray, y: np.ndarray, 
     """Choose the probe by repeated stratified k-fold cross-validation among scikit-learn's default
     (``LogisticRegression()``: C=1 on the raw features ``x``, what a user would try first) and the grid of C on
     the standardised features ``z``: the most accurate on the held-out folds (ties: lower held-out loss), then
-    the first within one standard error of it (paired over folds) in the order default, then strong to weak
+    the first within one standard error of its mean over the folds in the order default, then strong to weak
     regularisation. Few examples cannot tell neighbouring candidates apart, and the reference or the stronger
     regularisation is the safer bet then."""
     k, repeats = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))

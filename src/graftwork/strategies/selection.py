@@ -49,14 +49,15 @@ def paired_gap(better: np.ndarray, worse: np.ndarray) -> tuple[float, float]:
 
 
 def simplest_near_best(scores: list[np.ndarray], best: int) -> int:
-    """Index of the simplest candidate whose scores are within one standard error of the best's.
+    """Index of the simplest candidate whose mean score is within one standard error of the best's.
 
-    ``scores`` are paired per-fold scores, ordered from the simplest candidate (strongest regularisation) to the
-    most complex; the standard error is that of the paired differences, so a candidate that loses on every fold
-    by a little is not a near-tie, and one that wins half the folds is."""
+    ``scores`` are per-fold scores, ordered from the simplest candidate to the most complex; the standard error
+    is that of the best candidate's mean over the folds (the one-standard-error rule of Hastie et al., 7.10), so
+    the fewer the examples, the more readily the simpler candidate is kept."""
+    top = np.asarray(scores[best], dtype=float)
+    se = float(top.std(ddof=1) / math.sqrt(len(top))) if len(top) > 1 else math.inf
     for i in range(best):
-        gap, se = paired_gap(scores[best], scores[i])
-        if gap <= se:
+        if top.mean() - float(np.mean(scores[i])) <= se + 1e-12:
             return i
     return best
 
