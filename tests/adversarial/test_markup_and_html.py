@@ -100,8 +100,9 @@ def test_errors_naming_hostile_files_cannot_rewrite_the_terminal(image_run, caps
     assert code == 2 and out == ""
     assert shown(missing) in err and "Traceback" not in err
     with pytest.raises(SystemExit) as stop:  # argparse's usage errors quote what was typed
-        run(capsys, "evaluate", image_run, "data", "--bogus\x1b[31m")
-    assert stop.value.code == 2
+        main(["evaluate", str(image_run), "data", "--bogus\x1b[31m"])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and shown("--bogus\x1b[31m") in err and "\x1b" not in out + err
 
 
 def test_report_of_hostile_class_names_escapes_them_and_forbids_scripts(image_run):
@@ -279,6 +280,15 @@ def test_text_evaluate_reports_skipped_rows(text_run, capsys):
     result = json.loads(out)
     assert result["skipped"] == [{"path": f"{data}:26", "reason": "empty `text`"}] and result["n_skipped"] == 1
     assert "skipped 1 unreadable input(s)" in err
+
+    code, out, err = run(capsys, "predict", run_dir, data, "--json")  # texts to predict from the same file
+    assert code == 2 and out == "" and f"{data}:26" in err
+    code, out, err = run(capsys, "predict", run_dir, data, "hello world", "--json", "--skip-bad-files")
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["predictions"]) == 25 and result["predictions"][-1]["input"] == "hello world"
+    assert result["skipped"] == [{"path": f"{data}:26", "reason": "empty `text`"}] and result["n_skipped"] == 1
+    assert "skipped 1 unreadable input(s)" in err and f"{data}:26" in err
 
 
 def test_ner_evaluate_and_predict_show_types_and_report_skips(tmp_path, tiny_bert, capsys):

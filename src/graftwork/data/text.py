@@ -99,9 +99,10 @@ def _rows_jsonl(path: Path, text: str, problems: ProblemList) -> tuple[list[str]
     return columns, rows
 
 
-def read_texts(path: Path, column: str = "text") -> list[str]:
-    """The texts of one column of a CSV/JSONL file, for prediction (no labels needed); strict like training."""
-    problems = ProblemList()
+def read_texts(path: Path, column: str = "text", skipped: ProblemList | None = None) -> list[str]:
+    """The texts of one column of a CSV/JSONL file, for prediction (no labels needed); strict like training: a
+    bad row is an error, unless ``skipped`` is given (``predict --skip-bad-files``), which collects it."""
+    problems = skipped if skipped is not None else ProblemList()
     raw = read_utf8(path)
     columns, rows = _rows_jsonl(path, raw, problems) if path.suffix.lower() == ".jsonl" else _rows_csv(path, raw)
     if rows and column not in columns:
@@ -113,7 +114,7 @@ def read_texts(path: Path, column: str = "text") -> list[str]:
             problems.add(f"{path}:{line}", f"empty `{column}`")
         else:
             texts.append(str(text))
-    if problems:
+    if problems and skipped is None:
         raise DataError(f"{len(problems)} problem(s) in {path}:", problems=problems.items,
                         hint="fix or remove these rows.")
     return texts
