@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from graftwork.cli.main import main
 from graftwork.config import FitConfig
 from graftwork.console import Console
+from graftwork.errors import RunFolderError
 from graftwork.generate import GenerationModel
 from graftwork.pipeline import resume_fit, run_fit
 
@@ -140,6 +141,8 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, tiny
     with pytest.raises(KeyboardInterrupt):
         run_fit(data, _cfg(tiny_lm_dir), out=tmp_path / "cut", console=_Interrupt(verbose=True))
     assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.partial" / "checkpoint").is_dir()
+    with pytest.raises(RunFolderError, match="resume"):  # a plain re-run keeps the checkpoint
+        run_fit(data, _cfg(tiny_lm_dir), out=tmp_path / "cut")
     resume_fit(tmp_path / "cut")
     a = load_file(str(tmp_path / "whole" / "adapter.safetensors"))
     b = load_file(str(tmp_path / "cut" / "adapter.safetensors"))

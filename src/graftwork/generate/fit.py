@@ -102,6 +102,10 @@ def _start(out: str | Path | None, data: str | Path, cfg: FitConfig, force: bool
     if not resume:
         check_out_dir(out, force, data)
     partial = partial_dir(out)
+    if not resume and (partial / RESUME_FILE).is_file() and not force:
+        raise RunFolderError(f"--out {out}: an interrupted fit into this folder can be resumed; nothing was "
+                             "started, and its checkpoint was kept.",
+                             hint=f"continue it with `graftwork fit --resume {out}`, or pass --force to start over.")
     if not resume and partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
