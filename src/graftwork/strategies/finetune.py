@@ -128,7 +128,8 @@ class Progress:
     stage: int = 0  # index into schedule (0 = first stage after the probe)
     epoch: int = 0  # epochs completed in the current stage
     bad_epochs: int = 0
-    stage_best: dict[str, float] | None = None  # {"epoch", "val_acc", "val_loss"}
+    stage_best: dict[str, float] | None = None  # {"epoch", "val_acc", "val_loss"}: the best eligible epoch
+    stage_top: dict[str, float] | None = None  # the best epoch, eligible or not: early stopping follows it
     best: dict[str, Any] = field(default_factory=dict)  # {"stage", "val_acc", "val_loss"}
     stages: list[dict[str, Any]] = field(default_factory=list)  # one record per stage, probe first
     stale_stages: int = 0  # consecutive stages that did not beat the best so far
@@ -327,16 +328,20 @@ class FineTuner:
                     opt.load_state_dict(resume["optimizer"])
                     sched.load_state_dict(resume["scheduler"])
                     fresh = False
-                resume_stage_best = resume["stage_best_net"]
+                resume_stage_top = resume["stage_best_net"]
+                resume_stage_best = resume.get("stage_eligible_net", resume_stage_top)
                 resume = None
+            # two states per stage: the best eligible epoch (what may be kept) and the best epoch (where training
+            # and the next stage go on from, as they always did)
             stage_best_state = self._snapshot() if fresh else resume_stage_best
+            stage_top_state = stage_best_state if fresh else resume_stage_top
             if fresh:
                 name = ("lora" if self.s.lora else f"unfreeze {n_unfrozen}" if n_unfrozen
                         else "head on augmented images")
                 trainable = sum(p.numel() for g in opt.param_groups for p in g["params"])
                 progress.stages.append({"stage": name, "unfrozen_groups": 0 if self.s.lora else n_unfrozen,
                                         "rates": rates, "trainable_params": trainable, "history": []})
-                progress.stage_best, progress.bad_epochs = None, 0
+                progress.stage_best, progress.stage_top, progress.bad_epochs = None, None, 0
             record = progress.stages[-1]
             label = (f"stage {progress.stage + 1}/{len(progress.schedule)}: "
                      + ("LoRA adapters and head trainable" if self.s.lora else
@@ -355,20 +360,25 @@ class FineTuner:
                     rejected = self._ineligible(score, progress)
                     if rejected:
                         record["history"][-1]["rejected"] = rejected
-                    improved = not rejected and score.beats(Score(prev["val_acc"], prev["val_loss"])
-                                                            if prev else None)
-                    if improved:
+                    eligible = not rejected and score.beats(Score(prev["val_acc"], prev["val_loss"]) if prev
+                                                            else None)
+                    if eligible:
                         progress.stage_best = {"epoch": progress.epoch, **asdict(score),
                                                "pred": self.last_pred.tolist()}
                         stage_best_state = self._snapshot()
-                        progress.bad_epochs = 0
+                    # patience counts epochs without any gain, so a stage whose first epochs are not eligible
+                    # (a loss still above the probe's) trains as long as it would otherwise
+                    top = progress.stage_top
+                    if score.beats(Score(top["val_acc"], top["val_loss"]) if top else None):
+                        progress.stage_top, progress.bad_epochs = asdict(score), 0
+                        stage_top_state = stage_best_state if eligible else self._snapshot()
                     else:
                         progress.bad_epochs += 1
                     # forgetting is drift without any gain over the best model so far (the probe included)
                     gained = score.beats(Score(progress.best["val_acc"], progress.best["val_loss"]))
                     if self._check_drift(record, progress, n_unfrozen, gained, opt, sched):
-                        self._restore(stage_best_state)
-                    self._checkpoint(progress, opt, sched, best_state, stage_best_state)
+                        self._restore(stage_top_state)
+                    self._checkpoint(progress, opt, sched, best_state, stage_top_state, stage_best_state)
                     for callback in self.on_epoch_end:
                         callback(progress)
                     advance(1)
@@ -380,12 +390,13 @@ class FineTuner:
                 progress.stale_stages = 0
             else:
                 progress.stale_stages += 1
+            self._restore(stage_top_state)  # the next stage starts where this one did best, kept or not
             # a small group (a single 1x1 convolution) may not move validation by itself: unfreezing goes on
             # through `unfreeze_patience` stages without improvement before it stops
             progress.done = progress.stale_stages > self.s.unfreeze_patience
             progress.stage += 1
             progress.epoch = 0
-            self._checkpoint(progress, None, None, best_state, stage_best_state)
+            self._checkpoint(progress, None, None, best_state, stage_top_state)
         self._restore(best_state)
         if self.s.wise and progress.best["stage"] != "linear probe" and not progress.done_wise:
             self._wise(progress)
@@ -484,10 +495,11 @@ class FineTuner:
         self.console.info(f"  WiSE-FT: interpolation {chosen:g} kept (val accuracy {best.val_acc:.4f})")
 
     def _checkpoint(self, progress: Progress, opt: Any, sched: Any, best: dict[str, torch.Tensor],
-                    stage_best: dict[str, torch.Tensor]) -> None:
+                    stage_top: dict[str, torch.Tensor], stage_eligible: dict[str, torch.Tensor] | None = None) -> None:
         if self.checkpoint_dir is None:
             return
-        save_checkpoint(self.checkpoint_dir, {
+        extra = {} if stage_eligible is None or stage_eligible is stage_top else {"stage_eligible_net": stage_eligible}
+        save_checkpoint(self.checkpoint_dir, extra | {
             "format": 1, "progress": asdict(progress), "net": self._snapshot(copy=False), "best_net": best,
-            "stage_best_net": stage_best, "optimizer": opt.state_dict() if opt else None,
+            "stage_best_net": stage_top, "optimizer": opt.state_dict() if opt else None,
             "scheduler": sched.state_dict() if sched else None, "rng": torch.get_rng_state()})
