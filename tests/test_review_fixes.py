@@ -93,10 +93,14 @@ def test_predict_reads_csv_strictly(tmp_path, tiny_bert, capsys):
     assert main(["predict", str(tmp_path / "run"), str(jsonl), "--json"]) == 0
 
 
-def test_predict_bad_image_hint_does_not_name_a_missing_flag(image_folder, tmp_path):
+def test_predict_bad_image_hint_names_the_flag_predict_has(image_folder, tmp_path):
     model = graftwork.fit(image_folder, **TINY)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     with pytest.raises(DataError) as err:
         model.predict([str(broken)])
-    assert "broken.png" in str(err.value) and "--skip-bad-files" not in str(err.value)
+    assert "broken.png" in str(err.value) and "--skip-bad-files" in str(err.value)
+    # the hint is one the user can follow: predict takes the flag (and the Python API its keyword)
+    good = sorted(p for p in image_folder.rglob("*.png"))[0]
+    assert [p["label"] for p in model.predict([str(good), str(broken)], skip_bad_files=True)] == \
+        [model.predict([str(good)])[0]["label"]]

@@ -12,6 +12,8 @@ ONNX runtime path (:mod:`graftwork.runtime`) and the CLI's ``predict`` on an exp
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,20 @@ __version__ = "0.1.0"
 __all__ = ["fit", "load", "backbones", "rank", "FitConfig", "TransferModel", "GraftworkError", "__version__"]
 _LAZY = {"fit": "api", "load": "api", "backbones": "api", "rank": "api", "FitConfig": "config",
          "TransferModel": "model"}
+
+
+class _Package(types.ModuleType):
+    """``graftwork.backbones`` is the API's listing function, though a subpackage has the same name: importing
+    the subpackage (which the import system then sets as an attribute here) must not hide the function. The
+    subpackage stays importable by its dotted name (``from graftwork.backbones import build_backbone``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

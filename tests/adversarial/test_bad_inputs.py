@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 
 import graftwork
-import graftwork.backbones.audio as audio_backbone
-import graftwork.backbones.base as backbone_base
 import graftwork.pipeline as fit_module
+from graftwork.backbones import audio as audio_backbone
+from graftwork.backbones import base as backbone_base
 from graftwork.backbones import build_backbone
 from graftwork.cli.main import main
 from graftwork.data import load_data, load_image
