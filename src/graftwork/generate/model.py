@@ -46,8 +46,11 @@ class GenerationModel:
         return int(self.config.get("generation", {}).get("max_new_tokens", 128))
 
     @classmethod
-    def load(cls, run: str | Path, *, device: str = "auto", console: Any = None) -> GenerationModel:
-        """Load a run folder: its base model (by the name it records), then its checked weights on top."""
+    def load(cls, run: str | Path, *, device: str = "auto", console: Any = None,
+             trust_remote_code: bool = False) -> GenerationModel:
+        """Load a run folder: its base model (by the name it records), then its checked weights on top.
+
+        Whether to run a model repository's code is the caller's decision, never the run folder's."""
         from transformers import AutoTokenizer
 
         from .backbone import load_causal_lm, prepare_tokenizer
@@ -55,8 +58,7 @@ class GenerationModel:
         root = Path(run).expanduser()
         config = read_generation_config(root)
         weights = verified_file(root, ADAPTER if config["strategy"] == "lora" else WEIGHTS, config)
-        lm = load_causal_lm(config["backbone"]["name"], console=console,
-                            trust_remote_code=bool(config.get("fit", {}).get("trust_remote_code", False)))
+        lm = load_causal_lm(config["backbone"]["name"], console=console, trust_remote_code=trust_remote_code)
         expected = config["backbone"].get("params")
         if isinstance(expected, int) and expected != lm.params:
             raise RunFolderError(f"{root}: the run was trained on a base model with {expected:,} parameters; "

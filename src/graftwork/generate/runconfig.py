@@ -22,6 +22,14 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _portable(name: str | None) -> str:
+    """The base model's name as loading needs it: a local folder or file as an absolute path."""
+    if name is None:
+        return "smollm2"
+    local = Path(name[3:] if name.startswith("hf:") else name).expanduser()
+    return str(local.absolute()) if local.exists() else name
+
+
 def run_config(cfg: FitConfig, lm: LoadedLM, plan: dict[str, Any], data: str | Path,
                lora_scale: float) -> dict[str, Any]:
     model_config = lm.model.config
@@ -30,7 +38,7 @@ def run_config(cfg: FitConfig, lm: LoadedLM, plan: dict[str, Any], data: str | P
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": TASK,
         "modality": "text",
-        "backbone": {"name": cfg.backbone or "smollm2", "display": lm.name, "params": lm.params,
+        "backbone": {"name": _portable(cfg.backbone), "display": lm.name, "params": lm.params,
                      "model_type": getattr(model_config, "model_type", None),
                      "architectures": getattr(model_config, "architectures", None)},
         "strategy": plan["strategy"],
