@@ -6,8 +6,9 @@ without memorising a few hundred answers; otherwise LoRA adapters (Hu et al. 202
 of attention and MLP blocks (PEFT's ``all-linear``: the output layer excluded), which trains under 2 % of the
 weights and leaves the base model intact for the control and the forgetting remedy.
 
-Defaults: 3 epochs, 8 examples per step, learning rate 1e-3 for LoRA (``--lr``; the rate measured on the three
-benchmark tasks in BENCHMARKS.md) and 1/20 of it for full fine-tuning.
+Defaults: 3 epochs, 8 examples per step (a 64-example set then still gives 24 optimizer steps), learning rate
+1e-3 for LoRA (``--lr``) and 1/20 of it for full fine-tuning. These are starting values, not yet confirmed by
+the benchmark in BENCHMARKS.md (it did not finish on the shared machine it was started on).
 """
 
 from __future__ import annotations
