@@ -63,3 +63,16 @@ def test_a_bad_image_is_a_clear_error_without_torch(image_run, tmp_path):
     result = run_without_torch(code, tmp_path)
     assert result.returncode == 2 and "could not be read" in result.stderr and "bad.png" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_tables_show_user_text_literally(text_run, ner_run, tmp_path, capsys):
+    from graftwork.cli.main import main
+
+    export_onnx(text_run, tmp_path / "text", verify=False)
+    export_onnx(ner_run, tmp_path / "ner", verify=False)
+    hostile = "[bold red]apple[/x] \x1b[2J pear\r"
+    for export in ("text", "ner"):
+        assert main(["predict", str(tmp_path / export), hostile]) == 0
+        out = capsys.readouterr().out
+        assert "[bold red]apple[/x]" in out and "\\x1b[2J" in out
+        assert "\x1b" not in out and "\r" not in out

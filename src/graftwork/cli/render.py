@@ -44,6 +44,18 @@ def predictions_table(preds: list[dict[str, Any]]) -> Table:
     return out
 
 
+def entities_table(preds: list[dict[str, Any]]) -> Table:
+    """NER predictions: one row per entity, the input text on its first row."""
+    out = table(None, ("input", "entity", "type", "words", "chars", "score"), right=("score",))
+    for p in preds:
+        if not p["entities"]:
+            add_row(out, p["input"], "(none)", "", "", "", "")
+        for k, e in enumerate(p["entities"]):
+            add_row(out, p["input"] if k == 0 else "", e["text"], e["type"], f"{e['start']}:{e['end']}",
+                    f"{e['char_start']}:{e['char_end']}", f"{e['score']:.3f}")
+    return out
+
+
 def backbones_table(rows: list[dict[str, Any]]) -> Table:
     numbers = ("features", "params (M)")
     out = table(None, ("name", "modality", *numbers, "offline", "note"), right=numbers)

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ..cli.render import skipped_message
+from ..cli.render import entities_table, skipped_message
 from ..console import Console, add_row, literal, table, terminal
 from ..data.skipped import read_noting_skips, skipped_entries
 from ..errors import DataError
@@ -67,12 +67,5 @@ def predict_ner(args: Any, texts: list[str]) -> int:
     if args.json:
         sys.stdout.write(json.dumps(preds, indent=2) + "\n")
         return 0
-    out = table(None, ("input", "entity", "type", "words", "chars", "score"), right=("score",))
-    for p in preds:
-        if not p["entities"]:
-            add_row(out, p["input"], "(none)", "", "", "", "")
-        for k, e in enumerate(p["entities"]):
-            add_row(out, p["input"] if k == 0 else "", e["text"], e["type"], f"{e['start']}:{e['end']}",
-                    f"{e['char_start']}:{e['char_end']}", f"{e['score']:.3f}")
-    _print(out)
+    _print(entities_table(preds))
     return 0

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..cli.render import entities_table, predictions_table, skipped_message
+from ..console import terminal, visible
 from ..errors import DataError
 from .predictor import load_export, top_predictions
 
@@ -22,7 +24,11 @@ def predict_export(args: argparse.Namespace, read_texts: Callable[[list[str], st
         texts = read_texts(args.inputs, args.text_column)
         if not texts:
             raise DataError("nothing to predict: no inputs.", hint="pass texts, '-' (stdin) or a CSV/JSONL file.")
-        _print_json(predictor.predict(texts)) if args.json else _ner_table(predictor.predict(texts))
+        preds = predictor.predict(texts)
+        if args.json:
+            _print_json(preds)
+        else:
+            terminal().print(entities_table(preds))
         return 0
     skipped: list[dict[str, str]] = []
     if predictor.modality == "text":
@@ -38,37 +44,13 @@ def predict_export(args: argparse.Namespace, read_texts: Callable[[list[str], st
     preds = top_predictions(kept, probs, predictor.classes, args.top_k)
     skipped += [{"path": p.where, "reason": p.what} for p in problems]
     if skipped:
-        sys.stderr.write(f"skipped {len(skipped)} unreadable input(s) (--skip-bad-files)\n")
+        sys.stderr.write(visible(skipped_message(skipped)) + "\n")
     if args.json:
         _print_json({"predictions": preds, "skipped": skipped, "n_skipped": len(skipped)} if skip else preds)
     else:
-        from ..cli.render import predictions_table
-
-        _console().print(predictions_table(preds))
+        terminal().print(predictions_table(preds))
     return 0
 
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-
-
-def _ner_table(preds: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    out = Table()
-    for col in ("input", "entity", "type", "words", "chars", "score"):
-        out.add_column(col, justify="right" if col == "score" else "left")
-    for p in preds:
-        if not p["entities"]:
-            out.add_row(Text(p["input"]), "(none)", "", "", "", "")
-        for k, e in enumerate(p["entities"]):
-            out.add_row(Text(p["input"] if k == 0 else ""), Text(e["text"]), Text(e["type"]),
-                        f"{e['start']}:{e['end']}", f"{e['char_start']}:{e['char_end']}", f"{e['score']:.3f}")
-    _console().print(out)
