@@ -271,6 +271,14 @@ def test_the_next_fit_repairs_a_replace_killed_between_the_renames(run_folder, i
     assert not [p for p in run_folder.parent.iterdir() if p.name.startswith(".run.")]
 
 
+def test_loading_a_run_killed_between_the_renames_finds_the_old_one(run_folder, imgs):
+    old = tree(run_folder)
+    assert _child("-c", KILL, str(run_folder), "between").returncode == -9
+    assert not run_folder.exists()
+    assert graftwork.load(run_folder).predict([str(next(imgs.rglob("*.png")))])  # predict, evaluate, export...
+    assert tree(run_folder) == old
+
+
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path

@@ -114,6 +114,8 @@ def read_run_folder(path: str | Path, *, task: str | None = None
     folder copied from elsewhere is data to check, not instructions to follow.
     """
     root = Path(path).expanduser()
+    if not root.exists():  # a replace killed between its two renames left the previous run beside the name
+        recover_folder(root)
     if not root.is_dir():
         raise RunFolderError(f"{root}: not a folder.", hint="pass the --out folder of a `graftwork fit` run.")
     if not (root / CONFIG).is_file():
