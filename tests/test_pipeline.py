@@ -22,7 +22,9 @@ def test_fit_image_folder_learns_and_reports(image_folder, tmp_path):
     assert {"probe", "train", "val", "data", "timing"} <= set(m)
     assert m["val"]["majority_baseline"]["accuracy"] == pytest.approx(0.5)
     assert m["train"]["accuracy"] >= 0.9  # colours are easy even for random features
-    assert m["probe"]["selection"] == "validation" and len(m["probe"]["grid"]) >= 5
+    # 4 validation images: too few to choose on, so the probe is cross-validated over all 16 (issue 15)
+    assert m["probe"]["selection"] == "cross-validation" and m["probe"]["examples"] == 16
+    assert len(m["probe"]["grid"]) >= 5
     assert {"C", "val_acc", "val_loss"} <= set(m["probe"]["grid"][0])
     assert m["data"]["train"]["n"] == 16
     assert m["data"]["fit_split"] == {"train": 12, "val": 4}
