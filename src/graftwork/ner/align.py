@@ -11,32 +11,18 @@ dropped by truncation; the chunks' predictions are joined again before decoding.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
+from .words import WORD_PATTERN, Chunk, chunk_words, joined_offsets, split_words
+
+__all__ = ["IGNORE", "WORD_PATTERN", "Chunk", "Encoded", "chunk_sentences", "encode", "joined_offsets",
+           "split_words", "word_tokenizer"]
 
 IGNORE = -100  # the label of pieces that are not a word's first one (torch's cross-entropy ignore_index)
-WORD_PATTERN = r"\w+|[^\w\s]"  # a run of letters/digits/underscore, or one punctuation mark
-_WORD = re.compile(WORD_PATTERN)
-
-
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """Words of raw text with their character offsets ``(word, start, end)``: split on whitespace and around
-    every punctuation mark, the way CoNLL-style data is tokenised ("Smith's" gives Smith, ', s)."""
-    return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-
-
-def joined_offsets(tokens: list[str]) -> list[tuple[int, int]]:
-    """Character offsets of pre-split tokens in ``" ".join(tokens)``."""
-    out, pos = [], 0
-    for t in tokens:
-        out.append((pos, pos + len(t)))
-        pos += len(t) + 1
-    return out
 
 
 def word_tokenizer(tokenizer: Any) -> Any:
@@ -53,34 +39,11 @@ def word_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-@dataclass
-class Chunk:
-    """Words ``start:end`` of sentence ``sentence``, encoded as one row."""
-
-    sentence: int
-    start: int
-    end: int
-    pieces: int  # word pieces, without special tokens (to batch rows of similar length together)
-
-
 def chunk_sentences(tokenizer: Any, sentences: list[list[str]], max_length: int) -> list[Chunk]:
     """Cut each sentence into runs of whole words whose pieces (plus special tokens) fit ``max_length``."""
     budget = max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
     enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False) if sentences else None
-    chunks = []
-    for i, words in enumerate(sentences):
-        counts = [0] * len(words)
-        for w in enc.word_ids(i) if enc is not None else []:
-            if w is not None:
-                counts[w] += 1
-        start, used = 0, 0
-        for j, c in enumerate(counts):
-            if used + c > budget and j > start:
-                chunks.append(Chunk(i, start, j, used))
-                start, used = j, 0
-            used += c
-        chunks.append(Chunk(i, start, len(words), used))
-    return chunks
+    return chunk_words(sentences, [enc.word_ids(i) for i in range(len(sentences))] if enc is not None else [], budget)
 
 
 @dataclass

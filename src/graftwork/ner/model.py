@@ -22,10 +22,11 @@ from ..errors import DataError, RunFolderError
 from ..features import resolve_device
 from ..run import read_run_folder, save_run_folder
 from ..run.backbone import backbone_tensors, restore_backbone
-from .align import chunk_sentences, encode, joined_offsets, split_words, word_tokenizer
+from .align import chunk_sentences, encode, word_tokenizer
 from .data import Sentence, load_ner_data
 from .decode import constraints, spans, viterbi
 from .metrics import entity_metrics
+from .words import split_inputs
 
 
 class TokenHead(nn.Module):
@@ -127,19 +128,9 @@ class NerModel:
         """Entities in each text: ``text``, ``type``, ``start``/``end`` (word indices, end exclusive),
         ``char_start``/``char_end`` (offsets in the input; for pre-split tokens, in the tokens joined by single
         spaces) and ``score`` (mean probability of the entity's tags). Raw text is split into words on whitespace
-        and around punctuation (:func:`graftwork.ner.align.split_words`)."""
+        and around punctuation (:func:`graftwork.ner.words.split_words`)."""
         items: list[Any] = [texts] if isinstance(texts, str) else list(texts)
-        words, offsets, sources = [], [], []
-        for item in items:
-            if isinstance(item, str):
-                split = split_words(item)
-                words.append([w for w, _, _ in split])
-                offsets.append([(a, b) for _, a, b in split])
-                sources.append(item)
-            else:
-                words.append([str(t) for t in item])
-                offsets.append(joined_offsets(words[-1]))
-                sources.append(" ".join(words[-1]))
+        words, offsets, sources = split_inputs(items)
         logps = self.word_logprobs(words, batch_size)
         out = []
         for text, ws, offs, lp in zip(sources, words, offsets, logps, strict=True):

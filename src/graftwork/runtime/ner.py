@@ -4,45 +4,22 @@
 The steps are the PyTorch model's (:mod:`graftwork.ner.align`, :mod:`graftwork.ner.model`): raw text is split
 into words on whitespace and around punctuation; each sentence is cut into chunks of whole words whose word
 pieces fit the encoder's window; rows are batched by length; each word takes the probabilities at its first
-piece; the tags are decoded with Viterbi under the IOB2 constraints. The splitting and chunking are repeated
-here rather than imported because the training-side module needs torch.
+piece; the tags are decoded with Viterbi under the IOB2 constraints. The splitting and chunking are the same
+functions (:mod:`graftwork.ner.words`, which imports no torch).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..ner.decode import constraints, spans, viterbi
+from ..ner.words import Chunk, chunk_words, split_inputs
 from .manifest import read_manifest
 from .predictor import DEFAULT_BATCH, inference_session
 from .preprocess import load_tokenizer, pad_encodings
-
-_WORD = re.compile(r"\w+|[^\w\s]")  # graftwork.ner.align.WORD_PATTERN
-
-
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-
-
-def joined_offsets(tokens: list[str]) -> list[tuple[int, int]]:
-    out, pos = [], 0
-    for t in tokens:
-        out.append((pos, pos + len(t)))
-        pos += len(t) + 1
-    return out
-
-
-@dataclass
-class _Chunk:
-    sentence: int
-    start: int
-    end: int
-    pieces: int
 
 
 class OnnxNer:
@@ -66,23 +43,10 @@ class OnnxNer:
     def entity_types(self) -> list[str]:
         return sorted({t[2:] for t in self.tags if t != "O"})
 
-    def _chunks(self, sentences: list[list[str]]) -> list[_Chunk]:
+    def _chunks(self, sentences: list[list[str]]) -> list[Chunk]:
         budget = max(1, self.max_length - self.special)
         encs = self.counter.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False) if sentences else []
-        chunks = []
-        for i, (words, enc) in enumerate(zip(sentences, encs, strict=True)):
-            counts = [0] * len(words)
-            for w in enc.word_ids:
-                if w is not None:
-                    counts[w] += 1
-            start, used = 0, 0
-            for j, c in enumerate(counts):
-                if used + c > budget and j > start:
-                    chunks.append(_Chunk(i, start, j, used))
-                    start, used = j, 0
-                used += c
-            chunks.append(_Chunk(i, start, len(words), used))
-        return chunks
+        return chunk_words(sentences, [enc.word_ids for enc in encs], budget)
 
     def word_probabilities(self, sentences: list[list[str]], batch_size: int = DEFAULT_BATCH) -> list[np.ndarray]:
         """Tag probabilities ``[words, tags]`` for each pre-split sentence (uniform for a word without a piece)."""
@@ -115,17 +79,7 @@ class OnnxNer:
     def predict(self, texts: str | list[Any], batch_size: int = DEFAULT_BATCH) -> list[dict[str, Any]]:
         """Entities in each text (raw strings, or pre-split token lists): ``NerModel.predict``'s JSON."""
         items: list[Any] = [texts] if isinstance(texts, str) else list(texts)
-        words, offsets, sources = [], [], []
-        for item in items:
-            if isinstance(item, str):
-                split = split_words(item)
-                words.append([w for w, _, _ in split])
-                offsets.append([(a, b) for _, a, b in split])
-                sources.append(item)
-            else:
-                words.append([str(t) for t in item])
-                offsets.append(joined_offsets(words[-1]))
-                sources.append(" ".join(words[-1]))
+        words, offsets, sources = split_inputs(items)
         out = []
         for text, ws, offs, p in zip(sources, words, offsets, self.word_probabilities(words, batch_size), strict=True):
             lp = np.log(np.maximum(p, 1e-30)).astype(np.float64)
