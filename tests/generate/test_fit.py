@@ -158,3 +158,24 @@ def test_full_strategy_saves_every_weight_and_reloads(tmp_path, tiny_lm_dir):
     model = run_fit(data, _cfg(tiny_lm_dir, strategy="full", few_shot=0), out=tmp_path / "run")
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert GenerationModel.load(tmp_path / "run", device="cpu").generate(PROMPTS) == model.generate(PROMPTS)
+
+
+def test_a_second_fit_into_an_out_being_written_is_refused(tmp_path, tiny_lm_dir):
+    import subprocess
+    import sys
+
+    data = _data(tmp_path / "data")
+    out = tmp_path / "run"
+    holder = subprocess.Popen(  # another process writing --out: it holds the output's lock
+        [sys.executable, "-c", "import sys, time\nfrom graftwork.run import out_lock\nwith out_lock(sys.argv[1]):\n"
+         "    print('held', flush=True)\n    time.sleep(120)\n", str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError):
+            run_fit(data, _cfg(tiny_lm_dir), out=out, force=True)
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_fit(data, _cfg(tiny_lm_dir), out=out).metrics  # free again: the fit goes ahead
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.")]

@@ -116,7 +116,24 @@ def _start(out: str | Path | None, data: str | Path, cfg: FitConfig, force: bool
 
 def run_fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
                      console: Console = SILENT, resume: bool = False) -> GenerationModel:
-    """Fine-tune a causal LM on ``data``; save the run to ``out`` when given."""
+    """Fine-tune a causal LM on ``data``; save the run to ``out`` when given.
+
+    ``out`` follows the output rules of every fit (:func:`graftwork.run.check_out_dir`), and its lock is held for
+    the whole fit, so that a second fit into the same ``out`` is refused."""
+    if out is None:
+        return _fit_generate(data, cfg, out=None, force=force, console=console, resume=resume)
+    from ..run import check_out_dir, out_lock, recover_folder
+
+    if not resume:
+        check_out_dir(out, force, data=data)  # before the lock: a refused --out (inside the data) gets no lock file
+    with out_lock(out):
+        recover_folder(out, locked=True)
+        return _fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)
+
+
+def _fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool, console: Console,
+                  resume: bool) -> GenerationModel:
+    """:func:`run_fit_generate`'s steps, once ``out`` has been checked and locked."""
     started = time.perf_counter()
     if resume and out is not None and not (partial_dir(out) / RESUME_FILE).is_file():
         raise RunFolderError(f"--resume {out}: no interrupted run to resume.", hint="start the fit again.")

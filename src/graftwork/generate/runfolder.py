@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunFolderError
 from ..run.folder import file_digest, write_json
+from ..run.lock import out_lock
+from ..run.replace import recover_folder, write_folder
 
 FORMAT = "graftwork-run/1"
 TASK = "generate"
@@ -33,15 +33,14 @@ STRATEGIES = ("lora", "full")
 
 def save_generation_run(out: str | Path, *, config: dict[str, Any], metrics: dict[str, Any], model: Any,
                         tokenizer: Any, lora: bool, extra: dict[str, str] | None = None) -> Path:
-    """Write the run to a staging folder beside ``out`` and rename it into place (``out`` was checked by the
-    out-folder guard before training started)."""
+    """Write the run to a staging folder beside ``out`` and swap it in crash-safely
+    (:func:`graftwork.run.replace.write_folder`; ``out`` was checked by the out-folder guard before training)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file, save_model
 
     path = Path(out).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.writing-"))
-    try:
+
+    def fill(staging: Path) -> None:
         if lora:
             state = get_peft_model_state_dict(model)
             save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(staging / ADAPTER))
@@ -55,18 +54,12 @@ def save_generation_run(out: str | Path, *, config: dict[str, Any], metrics: dic
             (staging / name).write_text(text, encoding="utf-8")
         mask = os.umask(0)
         os.umask(mask)
-        for file in [staging, *staging.rglob("*")]:
+        for file in staging.rglob("*"):  # some writers (safetensors) make owner-only files
             os.chmod(file, (0o777 if file.is_dir() else 0o666) & ~mask)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+
+    with out_lock(path):  # the fit holds it already (re-entrant); a direct call takes it here
+        recover_folder(path, locked=True)
+        write_folder(path, fill)
     return path
 
 
