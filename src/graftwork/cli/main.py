@@ -290,6 +290,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(manifest)
         return 0
+    if args.format == "hf":
+        from ..export.hf import export_hf
+
+        manifest = export_hf(args.run, args.out, verify=not args.no_verify, force=args.force,
+                             console=Console(verbose=not args.quiet))
+        parity = manifest["parity"]
+        _say(f"wrote {args.out}: a Hugging Face folder (transformers.pipeline('text-classification', model=...))"
+             + (f"; parity on {parity['texts']} texts: max |dp| {parity['max_abs_diff']:.1e}, top-1 agreement "
+                f"{parity['top1_agreement']:.0%}" if parity else ""))
+        if args.json:
+            _print_json(manifest)
+        return 0
     from ..model import TransferModel
     from ..run import check_out_dir
 
@@ -455,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "they differ. `graftwork predict DIR` and `graftwork serve DIR` use it without "
                                     "PyTorch. --merge: a run folder with LoRA adapters merged into the backbone.")
     ex.add_argument("run", metavar="RUN_DIR")
-    ex.add_argument("--format", choices=["onnx", "run"], default=None,
-                    help="onnx (default), or run (with --merge)")
+    ex.add_argument("--format", choices=["onnx", "hf", "run"], default=None,
+                    help="onnx (default); hf (text classifiers: a Hugging Face folder for transformers' "
+                         "text-classification pipeline); or run (with --merge)")
     ex.add_argument("--merge", action="store_true",
                     help="merge a LoRA run's adapters into the backbone weights (same predictions, no adapter "
                          "overhead, loadable without PEFT)")

@@ -36,12 +36,14 @@ RUN = "graftwork-run"
 DEMO = "graftwork-demo"
 ONNX = "graftwork-onnx"  # an ONNX export folder (graftwork.export.onnx), marked by its manifest
 ONNX_MARKER = "graftwork-onnx.json"
+HF = "graftwork-hf"  # a Hugging Face folder written by `export --format hf` (graftwork.export.hf)
+HF_MARKER = "graftwork-hf.json"
 # the files a run folder may hold (a folder without the format marker is only taken for a run if it holds
 # nothing else)
 RUN_FILES = frozenset({"config.json", "head.safetensors", "backbone.safetensors", "adapter.safetensors",
                        "metrics.json", "report.html"})
 REPORT_MARK = "<title>graftwork report"  # in the <head> of every report.html graftwork has written
-_WHAT = {RUN: "run folder", DEMO: "demo folder", ONNX: "ONNX export folder"}
+_WHAT = {RUN: "run folder", DEMO: "demo folder", ONNX: "ONNX export folder", HF: "Hugging Face export folder"}
 _MARKER_MAX_BYTES = 16 << 20
 _DATA_LINK_DEPTH = 3  # how deep to look for linked folders inside the data (class folders, split folders)
 
@@ -86,7 +88,7 @@ def folder_format(path: str | Path) -> str | None:
     root = Path(path)
     if not root.is_dir() or root.is_symlink():
         return None
-    for marker in ("config.json", DEMO_MARKER, ONNX_MARKER):
+    for marker in ("config.json", DEMO_MARKER, ONNX_MARKER, HF_MARKER):
         data = _read_json(root / marker)
         fmt = data.get("format") if isinstance(data, dict) else None
         if isinstance(fmt, str) and fmt.split("/")[0] in _WHAT:
