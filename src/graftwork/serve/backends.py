@@ -7,6 +7,7 @@ row or the reason the input could not be read; ``entities`` gives ``NerModel.pre
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from ..runtime.manifest import is_onnx_export, metrics_summary, read_manifest
 
 
-class Backend:
+class Backend(ABC):
     """``task`` (classification or ner), ``modality``, ``labels``, and the two batch calls."""
 
     kind = ""
@@ -23,15 +24,17 @@ class Backend:
     modality = "text"
     labels: list[str] = []
 
+    @abstractmethod
     def classify(self, values: list[str]) -> tuple[np.ndarray, dict[int, str]]:
         """Probabilities ``[n, labels]`` (rows of unreadable inputs are NaN) and ``{index: reason}``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def entities(self, texts: list[str]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Entities of each text, as ``NerModel.predict`` gives them."""
 
+    @abstractmethod
     def info(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What ``GET /info`` answers: kind, task, modality, labels, backbone, metrics summary."""
 
 
 class OnnxBackend(Backend):
@@ -49,8 +52,8 @@ class OnnxBackend(Backend):
         probs, ok, problems = self.predictor.probabilities(values, skip_bad=True)
         out = np.full((len(values), len(self.labels)), np.nan, dtype=np.float32)
         out[ok] = probs
-        where = {v: i for i, v in enumerate(values)}
-        return out, {where[p.where]: p.what for p in problems}
+        reasons = {p.where: p.what for p in problems}  # by input: the same bad file twice is bad twice
+        return out, {i: reasons[v] for i, v in enumerate(values) if not ok[i] and v in reasons}
 
     def entities(self, texts: list[str]) -> list[dict[str, Any]]:
         return self.predictor.predict(texts)
