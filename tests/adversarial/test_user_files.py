@@ -200,6 +200,19 @@ def test_demo_replaces_its_old_output_only_when_the_new_one_is_complete(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
+def test_demo_messages_name_the_folder_the_runs_end_up_in(tmp_path):
+    import io
+
+    from graftwork.console import Console
+    from graftwork.demo.run import _AtFinal
+
+    stream = io.StringIO()
+    staging, final = tmp_path / ".demo.writing-1-x", (tmp_path / "demo").absolute()
+    console = _AtFinal(Console(stream=stream), staging, final)
+    console.info(f"saved to {staging}/image-pretrained  (graftwork predict {staging}/image-pretrained INPUT...)")
+    assert stream.getvalue().count(f"{final}/image-pretrained") == 2 and "writing" not in stream.getvalue()
+
+
 def test_demo_force_never_replaces_a_folder_it_did_not_write(tmp_path, run_folder, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()

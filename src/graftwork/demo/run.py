@@ -126,6 +126,26 @@ def _retarget_runs(staging: Path, final: Path) -> None:
             write_report(run)
 
 
+class _AtFinal(Console):
+    """The console of the demo's runs: they are built in a staging folder, but what they print (where a run was
+    saved, the commands to try it) names the folder they will be in once the demo is complete."""
+
+    def __init__(self, inner: Console, staging: Path, final: Path):
+        super().__init__(inner.verbose, inner.stream)
+        self._paths = [(str(staging.absolute()), str(final)), (str(staging), str(final))]
+
+    def _final(self, message: str) -> str:
+        for old, new in self._paths:
+            message = message.replace(old, new)
+        return message
+
+    def info(self, message: str) -> None:
+        super().info(self._final(message))
+
+    def warn(self, message: str) -> None:
+        super().warn(self._final(message))
+
+
 def _demo_runs(root: Path, quick: bool, console: Console) -> list[DemoRow]:
     image_data, image_label = _image_data(root / "data", quick, console)
     rows = [_compare("image", image_data, image_label, root, console)]
@@ -150,7 +170,8 @@ def run_demo(out: str | Path = "graftwork-demo", *, force: bool = False, quick: 
     """Train the demo runs into ``out`` (see the module docstring) and print what pretraining bought."""
     console = console or Console()
     started = time.perf_counter()
-    rows = build_demo(out, force, lambda staging: _demo_runs(staging, quick, console))
+    final = Path(out).expanduser().absolute()
+    rows = build_demo(out, force, lambda staging: _demo_runs(staging, quick, _AtFinal(console, staging, final)))
     root = Path(out).expanduser()
     table = Table(title="What transfer learning bought (test accuracy, frozen backbone + linear head)")
     for col in ("task", "data", "backbone", "pretrained", "random init", "majority class", "time (s)"):
