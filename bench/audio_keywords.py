@@ -12,7 +12,7 @@ training clips per class, the fixed test split, and one process each:
 Also measured: feature extraction throughput (clips/s, 1 s clips, empty cache) at the benchmark's window and at
 Whisper's native 30 s window.
 
-Usage: python bench/audio_keywords.py --sizes 10,50 --window 1.0 [--words yes,no,...]
+Usage: python bench/audio_keywords.py --sizes 10,50 --window 1.0|auto [--words yes,no,...]
 """
 
 from __future__ import annotations
@@ -59,13 +59,14 @@ def throughput(data: Path, window: float, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run(data: Path, method: str, window: float, epochs: int, seed: int) -> dict:
+def run(data: Path, method: str, window: float | None, epochs: int, seed: int) -> dict:
     settings = {"frozen": {"strategy": "frozen"}, "gradual": {"strategy": "gradual"},
                 "scratch": {"strategy": "full", "pretrained": False}}[method]
     t0 = time.perf_counter()
     model = graftwork.fit(data, backbone=BACKBONE, audio_window=window, seed=seed, stage_epochs=epochs,
                           unfreeze_patience=1, **settings)
-    return {"method": method, "test_acc": round(model.metrics["test"]["accuracy"], 4),
+    return {"method": method, "window_s": model.config["preprocessing"].get("window_s"),
+            "test_acc": round(model.metrics["test"]["accuracy"], 4),
             "test_macro_f1": round(model.metrics["test"]["macro_f1"], 4), "kept": model.metrics["kept_stage"],
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -76,12 +77,14 @@ def main() -> None:
     ap.add_argument("--methods", default="frozen,gradual,scratch")
     ap.add_argument("--words", default=",".join(WORDS))
     ap.add_argument("--test-per-class", type=int, default=25)
-    ap.add_argument("--window", type=float, default=1.0, help="seconds the encoder sees (clips are 1 s)")
+    ap.add_argument("--window", default="1.0",
+                    help="seconds the encoder sees (clips are 1 s), or auto: graftwork picks it from the clips")
     ap.add_argument("--epochs", type=int, default=3, help="maximum epochs per fine-tuning stage")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--throughput-clips", type=int, default=64, help="0: skip the throughput measurement")
     ap.add_argument("--out", default="bench/results/audio_keywords.json")
     args = ap.parse_args()
+    args.window = None if args.window == "auto" else float(args.window)
     work = Path(tempfile.mkdtemp(prefix="graftwork-audio-"))
     os.environ.setdefault("GRAFTWORK_CACHE", str(work / "cache"))
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -93,7 +96,7 @@ def main() -> None:
                      "test_per_class": args.test_per_class, "synthesis_s": round(time.perf_counter() - t0, 1),
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
                      "date": date.today().isoformat(), "runs": []}
-    if args.throughput_clips:
+    if args.throughput_clips and args.window is not None:
         n = args.throughput_clips
         results["clips_per_s"] = {f"window {args.window:g} s": round(throughput(full, args.window, n), 1),
                                   "window 30 s": round(throughput(full, 30.0, max(8, n // 8)), 2)}
