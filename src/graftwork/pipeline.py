@@ -14,13 +14,11 @@ fit holds the output's lock (:func:`graftwork.run.out_lock`): a second fit into 
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
 from .resources import cost_line, parameter_counts, peak_memory
 from .run import check_out_dir, out_lock, recover_folder, write_json
+from .run.provenance import library_versions, partial_dir
 from .strategies import LinearHead, Plan, fit_probe, make_plan
 from .strategies.finetune import (
     CHECKPOINT,
@@ -58,21 +57,6 @@ from .strategies.lora import apply_lora, has_lora, remove_lora
 from .strategies.plan import class_weight_vector, selection_for
 
 RESUME_FILE = "fit.json"
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("graftwork", "torch", "torchvision", "timm", "transformers", "safetensors", "scikit-learn"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def partial_dir(out: str | Path) -> Path:
-    path = Path(out).expanduser().absolute()
-    return path.parent / f".{path.name}.partial"
 
 
 def _with_val(splits: Splits, cfg: FitConfig, console: Console) -> tuple[Examples, Examples | None]:

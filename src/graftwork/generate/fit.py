@@ -22,6 +22,7 @@ from ..config import FitConfig
 from ..console import SILENT, Console
 from ..errors import DataError, RunFolderError
 from ..resources import peak_memory
+from ..run.provenance import partial_dir
 from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
 from .data import GenExample, GenSplits, load_generation_data, raise_problems
@@ -34,11 +35,6 @@ from .train import GenTrainer, TrainSettings, ValidationSet
 
 RESUME_FILE = "fit.json"
 SAMPLE = 16  # validation prompts generated every epoch: enough to see exact match move, cheap on a CPU
-
-
-def partial_dir(out: str | Path) -> Path:
-    path = Path(out).expanduser().absolute()
-    return path.parent / f".{path.name}.partial"
 
 
 def _hold_out(splits: GenSplits, cfg: FitConfig, console: Console) -> tuple[list[GenExample], list[GenExample]]:

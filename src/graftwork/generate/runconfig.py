@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from ..config import FitConfig
+from ..run.provenance import library_versions
 from .backbone import LoadedLM
 from .runfolder import FORMAT, TASK
 
-
-def versions() -> dict[str, str]:
-    out = {}
-    for dist in ("graftwork", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+GENERATE_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors")
 
 
 def _portable(name: str | None) -> str:
@@ -48,7 +40,7 @@ def run_config(cfg: FitConfig, lm: LoadedLM, plan: dict[str, Any], data: str | P
         "plan": {k: v for k, v in plan.items() if k != "description"},
         "fit": cfg.to_dict(),
         "data": str(data),
-        "versions": versions(),
+        "versions": library_versions(GENERATE_LIBRARIES),
     }
     if plan["strategy"] == "lora":
         config["lora"] = plan["lora"] | {"scale": lora_scale}

@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError
 from ..features import resolve_device
 from ..resources import cost_line, parameter_counts, peak_memory
 from ..run import check_out_dir, out_lock, recover_folder
+from ..run.provenance import library_versions
 from ..strategies.finetune import stage_schedule
 from ..strategies.lora import apply_lora, has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
@@ -184,8 +185,6 @@ def _fit_ner(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force:
 
 def _run_config(backbone: TextBackbone, tags: list[str], cfg: FitConfig, plan: dict[str, Any],
                 data: str | Path) -> dict[str, Any]:
-    from ..pipeline import library_versions
-
     info = backbone.info.to_dict()
     info["load_name"] = info["name"]
     return {
