@@ -177,3 +177,40 @@ def tiny_wav2vec2(tmp_path_factory) -> Path:
                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     Wav2Vec2Model(config).save_pretrained(folder)
     return folder
+
+
+def add_trained_looking_adapters(model, r: int, alpha: float) -> None:
+    """Give a fitted model's backbone LoRA adapters with non-zero weights (freshly applied adapters are zero,
+    so they would not change the outputs), recorded in its config as a LoRA run would be: for tests of what
+    saving and loading adapters does, not of whether LoRA trains."""
+    import torch
+
+    from graftwork.backbones.base import fingerprint_module
+    from graftwork.strategies.lora import adapter_parameters, apply_lora
+
+    bb = model.backbone
+    pretrained = bb.info.fingerprint
+    apply_lora(bb, r=r, alpha=alpha, dropout=0.0, targets=None)
+    with torch.no_grad():
+        for p in adapter_parameters(bb):
+            p.add_(0.2 * torch.randn_like(p))
+    bb.info.extra |= {"fine_tuned": "lora", "pretrained_fingerprint": pretrained}
+    bb.info.fingerprint = fingerprint_module(bb)
+    model.config["backbone"] = bb.info.to_dict() | {"load_name": bb.info.name}
+
+
+@pytest.fixture
+def count_forwards(monkeypatch):
+    """Counts examples that go through any backbone built by fit()."""
+    import graftwork.pipeline as fit_module
+    from graftwork.backbones import build_backbone
+
+    counter = {"examples": 0}
+
+    def build(*args, **kwargs):
+        b = build_backbone(*args, **kwargs)
+        b.register_forward_hook(lambda m, inp, out: counter.__setitem__("examples", counter["examples"] + len(out)))
+        return b
+
+    monkeypatch.setattr(fit_module, "build_backbone", build)
+    return counter

@@ -25,7 +25,6 @@ import torch
 from PIL import Image
 
 import graftwork
-import graftwork.pipeline as fit_module
 from graftwork.backbones import audio as audio_backbone
 from graftwork.backbones import base as backbone_base
 from graftwork.backbones import build_backbone
@@ -228,19 +227,6 @@ def test_content_key_streams_the_file(tmp_path):
     key, peak = peak_bytes(lambda: content_key("audio", str(big)))
     assert key == hashlib.sha256(big.read_bytes()).hexdigest()
     assert peak < 3_000_000, f"{peak} bytes to hash a 16 MB file: it must be read in chunks"
-
-
-@pytest.fixture
-def count_forwards(monkeypatch):
-    counter = {"examples": 0}
-
-    def build(*args, **kwargs):
-        b = build_backbone(*args, **kwargs)
-        b.register_forward_hook(lambda m, inp, out: counter.__setitem__("examples", counter["examples"] + len(out)))
-        return b
-
-    monkeypatch.setattr(fit_module, "build_backbone", build)
-    return counter
 
 
 def damage(path: Path, how: str) -> None:

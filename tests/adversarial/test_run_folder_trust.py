@@ -21,14 +21,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import graftwork
-from graftwork.backbones.base import fingerprint_module
 from graftwork.cli.main import main
 from graftwork.config import FitConfig
 from graftwork.errors import RunFolderError, WeightsError
 from graftwork.ner import run_fit_ner
-from graftwork.strategies.lora import adapter_parameters, apply_lora
 
-from ..conftest import make_image_folder, make_text_rows, make_tone_folder, write_csv
+from ..conftest import (
+    add_trained_looking_adapters,
+    make_image_folder,
+    make_text_rows,
+    make_tone_folder,
+    write_csv,
+)
 from ..ner.conftest import make_sentences, write_conll
 
 TEXTS = ["apple banana pear", "bus car truck", "grape melon", "boat train"]
@@ -43,15 +47,7 @@ def runs(tmp_path_factory, tiny_bert, tiny_wav2vec2) -> dict[str, Path]:
     graftwork.fit(images, out=root / "image", backbone="timm:test_efficientnet", pretrained=False, cache=False)
     csv = write_csv(root / "texts.csv", make_text_rows(per_class=8))
     model = graftwork.fit(csv, out=root / "text", backbone=str(tiny_bert), cache=False)
-    bb = model.backbone  # stand in for a LoRA win: adapters with trained-looking (non-zero) weights
-    pretrained = bb.info.fingerprint
-    apply_lora(bb, r=2, alpha=4, dropout=0.0, targets=None)
-    with torch.no_grad():
-        for p in adapter_parameters(bb):
-            p.add_(0.2 * torch.randn_like(p))
-    bb.info.extra |= {"fine_tuned": "lora", "pretrained_fingerprint": pretrained}
-    bb.info.fingerprint = fingerprint_module(bb)
-    model.config["backbone"] = bb.info.to_dict() | {"load_name": bb.info.name}
+    add_trained_looking_adapters(model, r=2, alpha=4)
     model.save(root / "lora")
     tones = make_tone_folder(root / "tones", per_class=4)
     graftwork.fit(tones, out=root / "audio", backbone=str(tiny_wav2vec2), pretrained=False, audio_window=0.5,

@@ -5,28 +5,11 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import pytest
 import torch
 
 import graftwork
-import graftwork.pipeline as fit_module
 from graftwork.backbones import build_backbone
 from graftwork.features import FeatureCache, extract_features
-
-
-@pytest.fixture
-def count_forwards(monkeypatch):
-    """Counts examples that go through any backbone built by fit()."""
-    counter = {"examples": 0}
-
-    def build(*args, **kwargs):
-        b = build_backbone(*args, **kwargs)
-        b.register_forward_hook(lambda m, inp, out: counter.__setitem__("examples", counter["examples"] + len(out)))
-        return b
-
-    monkeypatch.setattr(fit_module, "build_backbone", build)
-    return counter
-
 
 SETTINGS = {"backbone": "timm:test_efficientnet", "pretrained": False}
 

@@ -30,7 +30,7 @@ from graftwork.strategies.lora import (
 )
 from graftwork.strategies.plan import make_plan
 
-from ..conftest import WORDS, make_image_folder, make_text_rows, write_csv
+from ..conftest import WORDS, add_trained_looking_adapters, make_image_folder, make_text_rows, write_csv
 
 
 def _lora(backbone, targets=None):
@@ -115,15 +115,7 @@ def _lora_model(tmp_path, tiny_bert):
     """A fitted text model whose backbone holds trained-looking (non-zero) LoRA adapters."""
     csv = write_csv(tmp_path / "texts.csv", make_text_rows(per_class=12))
     model = graftwork.fit(csv, backbone=str(tiny_bert), strategy="frozen", batch_size=8)
-    bb = model.backbone
-    pretrained = bb.info.fingerprint
-    _lora(bb)
-    with torch.no_grad():
-        for p in adapter_parameters(bb):
-            p.add_(0.2 * torch.randn_like(p))
-    bb.info.extra |= {"fine_tuned": "lora", "pretrained_fingerprint": pretrained}
-    bb.info.fingerprint = fingerprint_module(bb)
-    model.config["backbone"] = bb.info.to_dict() | {"load_name": bb.info.name}
+    add_trained_looking_adapters(model, r=4, alpha=8)
     return model, csv
 
 
