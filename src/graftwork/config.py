@@ -19,6 +19,7 @@ CLASS_WEIGHTS = ("auto", "on", "off")
 PRECISIONS = ("auto", "fp32", "bf16")
 BN_STATS = ("pretrained", "update")
 DEVICES = ("auto", "cpu", "cuda")
+LOG_TO = ("tensorboard", "mlflow")
 
 
 def _meta(help: str) -> dict[str, str]:
@@ -133,6 +134,13 @@ class FitConfig:
     trust_remote_code: bool = field(default=False, metadata=_meta(
         "generate: run the model repository's own Python code (only for models you trust)"))
 
+    log_to: str | None = field(default=None, metadata=_meta(
+        "experiment tracking: tensorboard, mlflow, or both comma-separated (optional extras); records the "
+        "settings, every epoch's metrics, the findings and the run folder"))
+    log_dir: str | None = field(default=None, metadata=_meta(
+        "where tracking writes: default ./runs for tensorboard and ./mlruns for mlflow (local files; an "
+        "http(s):// MLflow tracking URI only when given here)"))
+
     def __post_init__(self) -> None:
         problems = validate(self)
         if problems:
@@ -226,6 +234,9 @@ def validate(cfg: FitConfig) -> list[Problem]:
            "a number in [0, 1)", cfg.val_fraction)
     if cfg.weights is not None and not cfg.pretrained:
         p.append(Problem("'weights'", "cannot be combined with pretrained=False (--no-pretrained)."))
+    _check(p, cfg.log_to is None or (isinstance(cfg.log_to, str) and bool(cfg.log_to.strip()) and all(
+        t.strip() in LOG_TO for t in cfg.log_to.split(","))), "log_to",
+        f"one or more of {', '.join(LOG_TO)}, comma-separated", cfg.log_to)
     for name in ("max_length", "max_new_tokens", "gradient_accumulation"):
         _check(p, _is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "an integer >= 1", getattr(cfg, name))
     _check(p, _is_int(cfg.few_shot) and cfg.few_shot >= 0, "few_shot", "an integer >= 0", cfg.few_shot)

@@ -1,0 +1,1 @@
+"""The one staged trainer every task and strategy trains with, and its callbacks."""
