@@ -33,6 +33,7 @@ from torch import nn
 from ..data.audio import DEFAULT_MAX_SECONDS, Waveform, load_audio, load_centre, resample, windows
 from ..errors import ConfigError, WeightsError
 from .base import Backbone, BackboneInfo, LayerGroup
+from .transformer_groups import transformer_layer_groups
 
 AUDIO_MODEL_TYPES = {"whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat",
                      "wav2vec2-conformer", "sew", "sew-d"}
@@ -151,8 +152,6 @@ class AudioBackbone(Backbone):
         return (hidden * mask).sum(1) / mask.sum(1)
 
     def layer_groups(self) -> list[LayerGroup]:
-        from .hf import transformer_layer_groups
-
         prefix = "layers" if self.whisper else "encoder.layers"
         return transformer_layer_groups(self.encoder, prefix=prefix, skip=_FROZEN_PARAMS)
 

@@ -9,7 +9,6 @@ are built by :mod:`.audio`. ``trust_remote_code`` is never enabled.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ from torch import nn
 
 from ..errors import ConfigError, WeightsError
 from . import audio
-from .base import Backbone, BackboneInfo, LayerGroup, groups_from_parameter_names, hash_file
+from .base import Backbone, BackboneInfo, LayerGroup, hash_file
 from .packages import packages_for
+from .transformer_groups import transformer_layer_groups
 from .vision import ImageBackbone, ImagePreprocess
 from .weights import ResolvedWeights, downloads_allowed, missing_weights_error
 
@@ -68,43 +68,6 @@ def _how_to_get(model_id: str) -> str:
 
 def _is_image_config(config: Any) -> bool:
     return hasattr(config, "num_channels") and not hasattr(config, "vocab_size")
-
-
-def _layers_prefix(model: nn.Module) -> str:
-    """Name of the longest ``ModuleList`` (the transformer blocks), e.g. ``encoder.layer``."""
-    best, size = "", 0
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > size:
-            best, size = name, len(module)
-    return best
-
-
-def transformer_layer_groups(model: nn.Module, prefix: str | None = None,
-                             skip: tuple[str, ...] = ()) -> list[LayerGroup]:
-    """embeddings (everything before the first block), each block, then whatever follows (pooler, final norm).
-
-    ``prefix`` names the blocks' ``ModuleList`` (default: the longest one); parameters named in ``skip`` belong to
-    no group and so are never unfrozen.
-    """
-    prefix = _layers_prefix(model) if prefix is None else prefix
-    if not prefix:
-        return [LayerGroup("all", list(model.parameters()), [model])]
-    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
-    blocks: dict[int, list[str]] = {}
-    before: list[str] = []
-    after: list[str] = []
-    for name, _ in model.named_parameters():
-        if name in skip:
-            continue
-        m = pattern.match(name)
-        if m:
-            blocks.setdefault(int(m.group(1)), []).append(name)
-        elif blocks:
-            after.append(name)
-        else:
-            before.append(name)
-    named = [("embeddings", before)] + [(f"{prefix}.{i}", blocks[i]) for i in sorted(blocks)] + [("final", after)]
-    return groups_from_parameter_names(model, named)
 
 
 class TextBackbone(Backbone):
