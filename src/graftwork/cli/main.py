@@ -302,16 +302,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(manifest)
         return 0
-    from ..model import TransferModel
-    from ..run import check_out_dir
+    from ..export.merge import merge_run
 
     if not args.merge:
         raise ConfigError("--format run writes a run folder with LoRA adapters merged: it needs --merge.",
                           hint="graftwork export RUN --merge --out NEW_RUN")
-    check_out_dir(args.out, args.force, data=args.run)  # never the source run, inside it or around it
-    model = TransferModel.load(args.run, device="cpu")
-    merged = model.merge_adapters()
-    path = model.save(args.out, force=args.force)
+    path, merged = merge_run(args.run, args.out, force=args.force)  # loaded by its task's model class
     _say(f"merged {merged} adapted layers into the backbone; wrote {path}")
     return 0
 
