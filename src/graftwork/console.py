@@ -67,10 +67,14 @@ def terminal(stream: TextIO | None = None) -> RichConsole:
 
 
 class Console:
-    """Where graftwork talks to the user. ``verbose=False`` silences everything but warnings."""
+    """Where graftwork talks to the user. ``verbose=False`` silences everything but warnings; in a run launched
+    on several processes only rank 0 talks (the others would repeat every line)."""
 
     def __init__(self, verbose: bool = True, stream: TextIO | None = None):
-        self.verbose = verbose
+        from .distributed import is_main_process
+
+        self.muted = not is_main_process()
+        self.verbose = verbose and not self.muted
         self.stream = stream or sys.stderr
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._rich = RichConsole(file=self.stream, highlight=False, soft_wrap=True, emoji=False,
@@ -81,7 +85,8 @@ class Console:
             self._rich.print(literal(message))
 
     def warn(self, message: str) -> None:
-        self._rich.print(literal(f"warning: {message}", style="yellow"))
+        if not self.muted:
+            self._rich.print(literal(f"warning: {message}", style="yellow"))
 
     def print_renderable(self, renderable: object) -> None:
         """Print a rich renderable built by graftwork (user strings in it must already be :func:`literal`)."""

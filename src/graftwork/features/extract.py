@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..backbones.base import Backbone
 from ..console import SILENT, Console
 from ..data.dataset import DecodeError
+from ..distributed import Processes, device_for
 from ..errors import Problem
 from .cache import FeatureCache, content_key
 
@@ -84,6 +85,9 @@ def _threaded_batches(dataset: _RawDataset, batch_size: int, collate: Any) -> It
 
 
 def resolve_device(device: str) -> torch.device:
+    """``--device`` as a torch device; in a run launched on several GPUs, ``auto``/``cuda`` is this process's own
+    GPU (:func:`graftwork.distributed.device_for`)."""
+    device = device_for(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -94,13 +98,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@torch.inference_mode()
-def extract_features(backbone: Backbone, modality: str, items: list[str], origins: list[str], *,
-                     cache: FeatureCache | None, batch_size: int = 32, device: torch.device | None = None,
-                     workers: int = 0, console: Console = SILENT, description: str = "features") -> Extracted:
-    """Features for ``items`` (image or audio paths, or texts), from the cache where possible."""
-    device = device or torch.device("cpu")
-    n = len(items)
+@dataclass
+class _Lookup:
+    """What the cache already holds for a list of items, and what is left to compute (``todo``)."""
+
+    keys: list[str | None]
+    problems: list[Problem]
+    todo: list[int]
+    found: dict[int, np.ndarray]  # item index -> cached features
+
+
+def _lookup(modality: str, items: list[str], origins: list[str], cache: FeatureCache | None) -> _Lookup:
     problems: list[Problem] = []
     keys: list[str | None] = []
     for item, origin in zip(items, origins, strict=True):
@@ -109,38 +117,74 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
         except OSError as e:
             keys.append(None)
             problems.append(Problem(origin, f"cannot read file ({e.strerror or e})"))
-    found = cache.get_many([k for k in keys if k]) if cache is not None else {}
-    todo = [i for i, k in enumerate(keys) if k is not None and k not in found]
-    computed = 0
-    dim = backbone.feature_dim
-    out = np.zeros((n, dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
-    for i, k in enumerate(keys):
-        if k is not None and k in found:
-            out[i], ok[i] = found[k], True
+    cached = cache.get_many([k for k in keys if k]) if cache is not None else {}
+    found = {i: cached[k] for i, k in enumerate(keys) if k is not None and k in cached}
+    todo = [i for i, k in enumerate(keys) if k is not None and i not in found]
+    return _Lookup(keys, problems, todo, found)
 
-    if todo:
-        # parameters moved to another device inside inference mode would become inference tensors, which can
-        # never be trained again (fine-tuning after extraction would fail on CUDA)
-        with torch.inference_mode(False):
-            backbone.eval().to(device)
-        if modality == "text":  # similar lengths in a batch: little padding (rows are put back by index)
-            todo.sort(key=lambda i: len(items[i]))
-        dataset = _RawDataset(backbone, [items[i] for i in todo])
-        loader: Any = (_threaded_batches(dataset, batch_size, _collate(backbone)) if workers == 0 and modality != "text"
-                       else DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                       collate_fn=_collate(backbone)))
-        with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
-            for local_idx, batch, bad in loader:
-                for j, err in bad:
-                    problems.append(Problem(origins[todo[j]], err))
-                if batch is not None:
-                    feats = backbone(backbone.batch_to(batch, device)).float().cpu().numpy()
-                    rows = [todo[j] for j in local_idx]
-                    out[rows], ok[rows] = feats, True
-                    computed += len(rows)
-                    if cache is not None:
-                        cache.put_many((keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
-                advance(len(local_idx) + len(bad))
+
+def _compute(backbone: Backbone, modality: str, items: list[str], origins: list[str], todo: list[int], *,
+             batch_size: int, device: torch.device, workers: int, console: Console,
+             description: str) -> Iterator[tuple[list[int], np.ndarray | None, list[Problem]]]:
+    """Backbone features of ``items[todo]``, batch by batch: (item indices, their features, problems)."""
+    if not todo:
+        return
+    # parameters moved to another device inside inference mode would become inference tensors, which can
+    # never be trained again (fine-tuning after extraction would fail on CUDA)
+    with torch.inference_mode(False):
+        backbone.eval().to(device)
+    if modality == "text":  # similar lengths in a batch: little padding (rows are put back by index)
+        todo = sorted(todo, key=lambda i: len(items[i]))
+    dataset = _RawDataset(backbone, [items[i] for i in todo])
+    loader: Any = (_threaded_batches(dataset, batch_size, _collate(backbone)) if workers == 0 and modality != "text"
+                   else DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                   collate_fn=_collate(backbone)))
+    with console.progress(f"{description} ({backbone.info.name})", len(todo)) as advance:
+        for local_idx, batch, bad in loader:
+            problems = [Problem(origins[todo[j]], err) for j, err in bad]
+            feats = (backbone(backbone.batch_to(batch, device)).float().cpu().numpy() if batch is not None
+                     else None)
+            yield [todo[j] for j in local_idx], feats, problems
+            advance(len(local_idx) + len(bad))
+
+
+@torch.inference_mode()
+def extract_features(backbone: Backbone, modality: str, items: list[str], origins: list[str], *,
+                     cache: FeatureCache | None, batch_size: int = 32, device: torch.device | None = None,
+                     workers: int = 0, console: Console = SILENT, description: str = "features",
+                     processes: Processes | None = None) -> Extracted:
+    """Features for ``items`` (image or audio paths, or texts), from the cache where possible.
+
+    With ``processes`` of a launched run (every process must call this with the same items), rank 0 looks the
+    items up in the cache, each process computes its share of the rest, and every process gets all of them;
+    only rank 0 reads and writes the cache (pass ``cache=None`` elsewhere), so the others need not see it (on
+    another node, they do not)."""
+    procs = processes or Processes()
+    device = device or torch.device("cpu")
+    n = len(items)
+    look = _lookup(modality, items, origins, cache) if procs.is_main else None
+    look = procs.broadcast(look)
+    out = np.zeros((n, backbone.feature_dim), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
+    for i, f in look.found.items():
+        out[i], ok[i] = f, True
+    problems = list(look.problems)
+    mine: list[tuple[list[int], np.ndarray | None, list[Problem]]] = []
+    for rows, feats, bad in _compute(backbone, modality, items, origins, procs.shard(look.todo),
+                                     batch_size=batch_size, device=device, workers=workers, console=console,
+                                     description=description):
+        if cache is not None and feats is not None and procs.is_main:  # written as it goes: a crash keeps them
+            cache.put_many((look.keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
+        mine.append((rows, feats, bad))
+    computed = 0
+    for rank, batches in enumerate(procs.all_gather(mine)):
+        for rows, feats, bad in batches:
+            problems += bad
+            if feats is None:
+                continue
+            out[rows], ok[rows] = feats, True
+            computed += len(rows)
+            if cache is not None and rank != 0:
+                cache.put_many((look.keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
     problems.sort(key=lambda p: p.where)
-    return Extracted(out[ok], ok, problems, computed=computed, from_cache=int(len(found)))
+    return Extracted(out[ok], ok, problems, computed=computed, from_cache=len({look.keys[i] for i in look.found}))
