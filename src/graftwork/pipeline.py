@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,6 @@ import torch
 
 from .backbones import Backbone, build_backbone, default_backbone
 from .backbones.vision import ImageBackbone
-from .classify.tune import fine_tune, plan_training, strategy_for, training_inputs
 from .config import FitConfig
 from .console import SILENT, Console
 from .data import Examples, Splits, load_data, stratified_split
@@ -34,7 +34,7 @@ from .data.audio_window import data_window
 from .diagnostics import Finding
 from .diagnostics.run_checks import baseline_finding, control_finding
 from .distributed import processes
-from .errors import ConfigError, DataError, RunFolderError
+from .errors import DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
@@ -42,10 +42,20 @@ from .resources import cost_line, parameter_counts, peak_memory
 from .run import check_out_dir, out_lock, recover_folder, write_json
 from .run.provenance import library_versions, partial_dir
 from .strategies import LinearHead, Plan, fit_probe, make_plan
+from .strategies.finetune import (
+    CHECKPOINT,
+    FineTuner,
+    FineTuneSettings,
+    Progress,
+    TransferNet,
+    load_checkpoint,
+    stage_schedule,
+)
+from .strategies.freezing import batchnorms
 from .strategies.head import evaluate_head, select_probe
-from .strategies.lora import has_lora, remove_lora
+from .strategies.inputs import DecodedImages, TrainingInputs
+from .strategies.lora import apply_lora, has_lora, remove_lora
 from .strategies.plan import class_weight_vector, selection_for
-from .train import CHECKPOINT, Callback, load_checkpoint
 
 RESUME_FILE = "fit.json"
 
@@ -98,32 +108,117 @@ def _label_index(examples: Examples, ok: np.ndarray, classes: list[str]) -> np.n
     return np.array([index[y] for y, good in zip(examples.labels, ok, strict=True) if good], dtype=np.int64)
 
 
+def _fine_tune(backbone: Backbone, head: LinearHead, parts: dict[str, Examples], feats: dict[str, Any],
+               classes: list[str], cfg: FitConfig, plan: Plan, lp_record: dict[str, Any], *, partial: Path | None,
+               resume: dict[str, Any] | None, console: Console,
+               on_epoch_end: list[Callable[[Progress], None]] | None, probe_margin: bool = False) -> Progress:
+    n_groups = len(backbone.layer_groups())
+    augment = cfg.augment if cfg.augment is not None else backbone.modality == "image"
+    bn_stats = cfg.bn_stats if cfg.pretrained else "update"  # random init has no statistics worth keeping
+    if plan.strategy == "lora":
+        spec = apply_lora(backbone, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                          targets=cfg.lora_targets)
+        schedule = [n_groups]
+        plan.details["adapters"] = spec.describe()
+        plan.details["stages"] = "probe, then the LoRA adapters and the head trained together"
+        plan.details["learning rates"] = f"head and adapters {cfg.lr:g}"
+    elif plan.fine_tunes:
+        schedule = stage_schedule(n_groups, plan.strategy, cfg.unfreeze)
+        plan.details["layer groups"] = f"{n_groups} ({backbone.layer_groups()[0].name} ... " \
+                                       f"{backbone.layer_groups()[-1].name})"
+        plan.details["stages"] = "probe, then top " + ", ".join(str(n) for n in schedule) + " group(s) trainable"
+        top = cfg.lr / cfg.lr_ratio
+        plan.details["learning rates"] = (f"head {cfg.lr:g}; top group {top:g}, x{cfg.lr_decay:g} per group "
+                                          f"below (bottom group {top * cfg.lr_decay ** (n_groups - 1):.2g})")
+        if batchnorms(backbone):
+            plan.details["batchnorm"] = ("pretrained running statistics kept, scale and shift trained"
+                                         if bn_stats == "pretrained" else
+                                         "running statistics recomputed in unfrozen groups")
+    else:  # frozen with --augment: the head trains on augmented images through the frozen backbone
+        schedule = [0]
+        plan.details["stages"] = "probe on cached features, then the head on augmented images (no cache)"
+    plan.details["augmentation"] = ("random resized crop + horizontal flip" if augment and
+                                    backbone.modality == "image" else "none")
+    epochs, patience = cfg.stage_length(backbone.modality)
+    plan.details["epochs per stage"] = f"up to {epochs}, stopping after {patience} without validation gain"
+    console.info("\n".join(f"  {k}: {v}" for k, v in plan.details.items()))
+
+    pre = backbone.preprocessing
+    decoded = DecodedImages(pre["resize"], pre["interpolation"]) if backbone.modality == "image" else None
+    datasets = {}
+    for name in ("train", "val"):
+        ok = feats[name][1]
+        ex = parts[name].subset(np.flatnonzero(ok))
+        datasets[name] = TrainingInputs(backbone, ex, _label_index(parts[name], ok, classes).tolist(),
+                                        augment=augment and name == "train", decoded=decoded)
+    if decoded is not None and cfg.workers > 0:  # decode once here: worker processes inherit the cache
+        for name in ("train", "val"):
+            for item in datasets[name].items:
+                decoded.get(item)
+    device = resolve_device(cfg.device)
+    net = TransferNet(backbone, head).to(device)
+    counts = parts["train"].class_counts()
+    settings = FineTuneSettings(
+        stage_epochs=epochs, stage_patience=patience,
+        unfreeze_patience=plan.details.get("unfreeze patience", cfg.unfreeze_patience),
+        lr=cfg.lr, lr_ratio=cfg.lr_ratio,
+        lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed,
+        grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing,
+        class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None,
+        bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"),
+        l2sp=cfg.l2sp, wise=cfg.wise, backoff=cfg.strategy == "auto", lora=plan.strategy == "lora",
+        workers=cfg.workers, bn_stats=bn_stats, probe_margin=probe_margin)
+    tuner = FineTuner(net, datasets["train"], datasets["val"], settings, device=device, checkpoint_dir=partial,
+                      console=console, on_epoch_end=on_epoch_end)
+    if resume is not None:
+        progress = Progress(**resume["progress"])
+        console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, "
+                     f"after epoch {progress.epoch}")
+    else:
+        # score the probe through the same input pipeline as the stages, so that "a stage beats the probe"
+        # compares like with like
+        score = tuner.probe_score()
+        lp_record |= {"val_acc": score.val_acc, "val_loss": score.val_loss}
+        progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": lp_record["val_acc"],
+                                                     "val_loss": lp_record["val_loss"]}, stages=[lp_record])
+    progress = tuner.run(progress, resume)
+    backbone.cpu()
+    head.cpu()
+    console.info(f"kept: {progress.best['stage']} (val accuracy {progress.best['val_acc']:.4f})")
+    return progress
+
+
 def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
             console: Console = SILENT, resume: bool = False,
-            callbacks: list[Callback] | None = None) -> TransferModel:
+            on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
     """Train a model on ``data`` with settings ``cfg``; save it to ``out`` when given.
 
     ``out`` is checked before any work, and again (:func:`_check_out`) once its lock is held, for the whole fit.
     """
-    if cfg.task != "classify":  # every task's fit is found by graftwork.tasks (graftwork.fit, the CLI)
-        raise ConfigError(f"run_fit trains classifiers; task={cfg.task!r} is trained by its own task.",
-                          hint="use graftwork.fit(...) or graftwork.tasks.get_task(cfg.task).fit(...).")
+    if cfg.task == "generate":  # language models that write (graftwork.generate)
+        from .generate.fit import run_fit_generate
+
+        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
+    if cfg.task == "ner":  # token classification has its own pipeline and model (graftwork.ner)
+        from .ner.fit import run_fit_ner
+
+        return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
     if out is None:
-        return _fit(data, cfg, out=None, force=force, console=console, resume=resume, callbacks=callbacks)
+        return _fit(data, cfg, out=None, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
     procs = processes()
     if not procs.is_main:  # launched on several: rank 0 alone checks, locks and writes --out; the others wait
         procs.barrier()    # for its checks, then train beside it without writing anything
-        return _fit(data, cfg, out=None, force=force, console=console, resume=resume, callbacks=callbacks)
+        return _fit(data, cfg, out=None, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
     check_out_dir(out, force, data=data)  # before the lock: a refused --out (inside the data) gets no lock file
     with out_lock(out):  # a fit already writing --out: refused here, before its state is looked at
         recover_folder(out, locked=True)
         _check_out(out, data, force, resume)
         procs.barrier()
-        return _fit(data, cfg, out=out, force=force, console=console, resume=resume, callbacks=callbacks)
+        return _fit(data, cfg, out=out, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
 
 
 def _fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool, console: Console, resume: bool,
-         callbacks: list[Callback] | None) -> TransferModel:
+         on_epoch_end: list[Callable[[Progress], None]] | None) -> TransferModel:
     """:func:`run_fit`'s steps, once ``out`` has been checked and locked."""
     started = time.perf_counter()
     partial = partial_dir(out) if out is not None else None
@@ -204,13 +299,9 @@ def _fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: boo
             signature = _data_signature(parts)
             resume_state = _start_partial(partial, data, cfg, force, signature, resume, console)
         resume_state = processes().broadcast(resume_state)  # launched on several: rank 0 read the checkpoint
-        strategy = strategy_for(plan, cfg)
-        schedule = plan_training(plan, cfg, backbone, strategy)
-        console.info("\n".join(f"  {k}: {v}" for k, v in plan.details.items()))
-        inputs = training_inputs(backbone, parts, feats, y, cfg)
-        progress = fine_tune(backbone, head, strategy, schedule, inputs, classes, train.class_counts(), cfg, plan,
-                             lp_record, partial=partial, resume=resume_state, console=console, callbacks=callbacks,
-                             probe_margin=small_val)
+        progress = _fine_tune(backbone, head, parts, feats, classes, cfg, plan, lp_record, partial=partial,
+                              resume=resume_state, console=console, on_epoch_end=on_epoch_end,
+                              probe_margin=small_val)
         stages = progress.stages
         if progress.best["stage"] == "linear probe" and has_lora(backbone):
             remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
@@ -422,7 +513,7 @@ def _start_partial(partial: Path, data: str | Path, cfg: FitConfig, force: bool,
 
 
 def resume_fit(out: str | Path, *, console: Console = SILENT,
-               callbacks: list[Callback] | None = None) -> TransferModel:
+               on_epoch_end: list[Callable[[Progress], None]] | None = None) -> TransferModel:
     """Continue an interrupted ``fit --out OUT`` from its last checkpoint, with its original settings."""
     partial = partial_dir(out)
     if not (partial / RESUME_FILE).is_file():
@@ -438,7 +529,7 @@ def resume_fit(out: str | Path, *, console: Console = SILENT,
         check_out_dir(out, force=False)  # the folder may have been filled since: never overwrite without --force
     console.info(f"resuming the fit of {saved['data']} into {out}")
     return run_fit(saved["data"], cfg, out=out, force=bool(saved.get("force")), console=console, resume=True,
-                   callbacks=callbacks)
+                   on_epoch_end=on_epoch_end)
 
 
 def _run_config(backbone: Backbone, classes: list[str], cfg: FitConfig, plan: dict[str, Any],
