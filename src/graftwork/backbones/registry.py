@@ -88,7 +88,13 @@ def build_backbone(name: str, *, pretrained: bool = True, weights: str | None = 
 
     ``audio_window`` (seconds) and ``audio_long`` (crop or split) shape speech encoders' preprocessing, and
     ``audio_max_seconds`` is the longest clip they read (default 10 minutes); other backbones ignore them.
+    ``run:DIR`` (or a run folder's path) is a trained run's backbone (:mod:`.run_source`), with that run's
+    preprocessing.
     """
+    from .run_source import build_from_run, run_folder_of  # imported here: run folders build backbones too
+
+    if run_folder_of(name.strip()) is not None:
+        return build_from_run(name.strip(), pretrained=pretrained, weights=weights)
     source, arch = parse_name(name)
     builder: Callable[..., Backbone] = SOURCES[source].build
     if source == "hf":

@@ -14,6 +14,7 @@ import torch
 
 from ..backbones import Backbone, build_backbone
 from ..backbones.audio import options_from_preprocessing
+from ..backbones.run_source import run_folder_of
 from ..backbones.vision import ImageBackbone
 from ..errors import ConfigError, RunFolderError, WeightsError
 from ..strategies.lora import adaptable_modules, adapter_state, apply_lora, has_lora, load_adapter_state
@@ -25,7 +26,8 @@ Tensors = dict[str, torch.Tensor]
 def backbone_tensors(backbone: Backbone) -> tuple[Tensors | None, Tensors | None]:
     """(whole backbone state or None, LoRA adapter state or None) to write with a run."""
     lora = has_lora(backbone)
-    if not backbone.info.pretrained or (backbone.info.extra.get("fine_tuned") and not lora):
+    from_run = (backbone.info.extra.get("source_run") or {}).get("fine_tuned")  # started from a trained run
+    if not backbone.info.pretrained or from_run or (backbone.info.extra.get("fine_tuned") and not lora):
         return {k: v.detach().cpu() for k, v in backbone.state_dict().items()}, None
     if lora:  # the pretrained weights + the adapters: a few MB instead of the whole network
         return None, adapter_state(backbone)
@@ -84,6 +86,9 @@ def restore_backbone(path: str | Path, config: dict[str, Any], backbone_sd: Tens
 def _build(path: str | Path, info: dict[str, Any], *, pretrained: bool, weights: str | None,
            audio: dict[str, Any]) -> Backbone:
     """The backbone by name, with weights found on this machine; a missing one says how to point at it."""
+    if run_folder_of(str(info["load_name"]).strip()) is not None:  # never written by graftwork: not followed
+        raise RunFolderError(f"{Path(path) / CONFIG}: 'backbone.load_name' names another run "
+                             f"({info['load_name']!r}); it was not followed.", hint="re-run `graftwork fit`.")
     try:
         return build_backbone(info["load_name"], pretrained=pretrained, weights=weights, **audio)
     except WeightsError as e:
