@@ -244,7 +244,7 @@ def test_runs_saved_before_stages_were_recorded_show_their_history():
 
 
 def test_a_broken_section_does_not_cost_the_report(no_charts, monkeypatch):
-    from graftwork.report import html
+    from graftwork.report import Section, classify
 
     metrics, config = synthetic()
     metrics["data"]["train"]["per_class"] = {"cat": "many"}  # not a number: shown as it is, not added up
@@ -255,7 +255,7 @@ def test_a_broken_section_does_not_cost_the_report(no_charts, monkeypatch):
     def broken(metrics: dict, config: dict) -> str:
         raise TypeError("<b>bad</b>")
 
-    monkeypatch.setattr(html, "SECTIONS", [("data", "Data", broken), *html.SECTIONS[2:]])
+    monkeypatch.setattr(classify, "SECTIONS", [Section("data", "Data", broken), *classify.SECTIONS[3:]])
     text = render_report(metrics, config)
     check_self_contained(text)
     assert "This section could not be rendered (TypeError: &lt;b&gt;bad&lt;/b&gt;)" in text

@@ -1,5 +1,10 @@
-"""The run report: ``write_report(run_dir)`` writes ``report.html``, one self-contained HTML file."""
+"""The run report: ``write_report(run_dir)`` writes ``report.html``, one self-contained HTML file.
 
-from .html import REPORT, read_run_json, render_report, write_report
+A task's report is its list of sections (``report.classify.sections(config, metrics)``,
+``report.ner.sections(config, metrics)``) laid out by ``render(config, metrics, sections)``.
+"""
 
-__all__ = ["REPORT", "read_run_json", "render_report", "write_report"]
+from .html import REPORT, read_run_json, render, render_report, sections_for, write_report
+from .sections import Section
+
+__all__ = ["REPORT", "Section", "read_run_json", "render", "render_report", "sections_for", "write_report"]

@@ -22,10 +22,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .sections import ANNOTATE_UP_TO, number, stage_spans
+from .values import ANNOTATE_UP_TO, number, stage_spans
 
 DPI = 110
 NAMED_BARS_UP_TO = 40  # classes; above this, the examples-per-class chart shows the distribution, unnamed
+SCORE_LABELS = {"acc": "accuracy", "f1": "entity F1"}
 SPLIT_COLOURS = {"train": "#2563eb", "val": "#ea580c", "test": "#16a34a"}
 _STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8,
           "ytick.labelsize": 8, "legend.fontsize": 8, "legend.frameon": False, "axes.spines.top": False,
@@ -96,14 +97,15 @@ def _stage_marks(ax: Any, spans: list[dict[str, Any]], names: bool) -> None:
 
 
 @_chart
-def learning_curves(stages: Sequence[dict[str, Any]]) -> Figure | None:
-    """Loss and accuracy per epoch (train and val), every stage on one epoch axis."""
+def learning_curves(stages: Sequence[dict[str, Any]], score: str = "acc") -> Figure | None:
+    """Loss and the score per epoch (train and val), every stage on one epoch axis; ``score``: the key the
+    epoch rows hold it under (``acc``: accuracy, ``f1``: entity F1)."""
     spans = stage_spans(stages)
     if not any(s["epochs"] for s in spans):
         return None
     fig = _figure(9, 6)
     loss_ax, acc_ax = fig.subplots(2, 1, sharex=True)
-    for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, score)):
         for stage in stages:  # a stage without epochs (the linear probe) as a reference line of its val score
             y = number(stage.get(f"val_{metric}"))
             if not stage.get("history") and y is not None:
@@ -123,14 +125,14 @@ def learning_curves(stages: Sequence[dict[str, Any]]) -> Figure | None:
                         label=None if labelled else split)
                 labelled = True
                 best = [p for p in pts if p[2] == s["best_epoch"]]
-                if split == "val" and metric == "acc" and s["kept"] and best:
+                if split == "val" and metric == score and s["kept"] and best:
                     ax.plot([best[0][0]], [best[0][1]], marker="*", markersize=13, color="#16a34a",
                             linestyle="none", label="kept: best epoch")
         _stage_marks(ax, spans, names=ax is loss_ax)
-        ax.set_ylabel("loss" if metric == "loss" else "accuracy")
+        ax.set_ylabel("loss" if metric == "loss" else SCORE_LABELS.get(score, score))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best")
-    accs = [a for s in spans for r in s["rows"] for k in ("train_acc", "val_acc")
+    accs = [a for s in spans for r in s["rows"] for k in (f"train_{score}", f"val_{score}")
             if (a := number(r.get(k))) is not None]
     if accs:
         acc_ax.set_ylim(max(0.0, min(accs) - 0.05), max(1.02, max(accs) + 0.02))
