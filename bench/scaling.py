@@ -63,11 +63,13 @@ def fit_command(n: int, data: Path, out: Path, args: argparse.Namespace) -> list
 
 
 def measure(n: int, data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One fit on ``n`` processes; its throughputs from its JSON result and its timing lines."""
+    """One fit on ``n`` processes into a fresh folder of ``work`` (empty cache); its throughputs from its JSON
+    result and its timing lines."""
+    work = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=work))
     threads = max(1, (os.cpu_count() or 1) // n)
-    env = os.environ | {"GRAFTWORK_CACHE": str(work / f"cache{n}"), "OMP_NUM_THREADS": str(threads)}
+    env = os.environ | {"GRAFTWORK_CACHE": str(work / "cache"), "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
-    done = subprocess.run(fit_command(n, data, work / f"run{n}", args), env=env, capture_output=True, text=True)
+    done = subprocess.run(fit_command(n, data, work / "run", args), env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"fit on {n} process(es) failed:\n{done.stderr[-4000:]}")
