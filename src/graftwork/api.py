@@ -8,19 +8,21 @@ from typing import TYPE_CHECKING, Any
 from .backbones import CATALOGUE, resolve_offline
 from .config import FitConfig
 from .console import SILENT, Console
-from .model import TransferModel
-from .pipeline import run_fit
+from .tasks import fit as fit_task
+from .tasks import task_of_run
 
 if TYPE_CHECKING:
     from .diagnostics.rank import Ranking
 
 
 def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False, verbose: bool = False,
-        **settings: Any) -> TransferModel:
-    """Train a model on ``data`` (an image or audio folder, or a CSV/JSONL file of ``text,label``).
+        **settings: Any) -> Any:
+    """Train a model on ``data`` (an image or audio folder, or a CSV/JSONL file of ``text,label``; with
+    ``task="ner"`` tagged sentences, with ``task="generate"`` prompts and completions).
 
-    ``settings`` are the fields of :class:`FitConfig` (``backbone``, ``strategy``, ``seed``, ...).
-    With ``out``, the run folder is written there (an existing non-empty folder needs ``force=True``).
+    ``settings`` are the fields of :class:`FitConfig` (``backbone``, ``task``, ``strategy``, ``seed``, ...); one
+    the task does not read is an error. With ``out``, the run folder is written there (an existing non-empty
+    folder needs ``force=True``). Returns the task's model (:class:`TransferModel` for classification).
     """
     unknown = sorted(set(settings) - set(FitConfig.__dataclass_fields__))
     if unknown:
@@ -33,22 +35,18 @@ def fit(data: str | Path, out: str | Path | None = None, *, force: bool = False,
                           hint=("did you mean " + ", ".join(hints) + "? ") if hints else
                           f"valid settings: {', '.join(FitConfig.__dataclass_fields__)}.")
     cfg = FitConfig(**settings)
-    return run_fit(data, cfg, out=out, force=force, console=Console() if verbose else SILENT)
+    return fit_task(data, cfg, out=out, force=force, console=Console() if verbose else SILENT)
 
 
 def load(path: str | Path, *, device: str = "auto", weights: str | None = None,
-         cache_dir: str | Path | None = None) -> TransferModel:
-    """Load a run folder written by :func:`fit` (or ``graftwork fit``); an NER run loads as a
-    :class:`graftwork.ner.NerModel`.
+         cache_dir: str | Path | None = None) -> Any:
+    """Load a run folder written by :func:`fit` (or ``graftwork fit``) as its task's model: an NER run as a
+    :class:`graftwork.ner.NerModel`, a generation run as a :class:`graftwork.generate.GenerationModel`.
 
     Everything the folder says is checked before use (weight-file fingerprints, config values). Locations come
     from this machine, never from the folder: ``weights``, the pretrained weights' file or folder when the lookup
     by backbone name does not find them; ``cache_dir``, the feature cache (default ``$GRAFTWORK_CACHE``)."""
-    from .ner import NerModel, is_ner_run
-
-    if is_ner_run(path):
-        return NerModel.load(path, device=device, weights=weights)  # type: ignore[return-value]
-    return TransferModel.load(path, device=device, weights=weights, cache_dir=cache_dir)
+    return task_of_run(path).load(path, device=device, weights=weights, cache_dir=cache_dir)
 
 
 def backbones(*, offline_only: bool = False) -> list[dict[str, Any]]:

@@ -142,6 +142,8 @@ class FitConfig:
         "http(s):// MLflow tracking URI only when given here)"))
 
     def __post_init__(self) -> None:
+        if self.task == "classification":  # the name a run folder's config.json gives the task
+            self.task = "classify"
         problems = validate(self)
         if problems:
             raise ConfigError("Invalid settings:", problems=problems,
@@ -240,7 +242,9 @@ def validate(cfg: FitConfig) -> list[Problem]:
     for name in ("max_length", "max_new_tokens", "gradient_accumulation"):
         _check(p, _is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "an integer >= 1", getattr(cfg, name))
     _check(p, _is_int(cfg.few_shot) and cfg.few_shot >= 0, "few_shot", "an integer >= 0", cfg.few_shot)
-    from .generate.settings import unsupported_settings  # task rules live with the task
+    if cfg.task in TASKS:  # the settings a task does not read are errors; the rules live with each task
+        from .tasks import get_task
 
-    p += [Problem(f"'{name}'", f"{why} (task={cfg.task!r}).") for name, why in unsupported_settings(cfg)]
+        p += [Problem(f"'{name}'", f"{why} (--{name.replace('_', '-')}, task={cfg.task!r}).")
+              for name, why in get_task(cfg.task).unsupported_settings(cfg)]
     return p

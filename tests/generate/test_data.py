@@ -7,7 +7,7 @@ import pytest
 from graftwork.config import FitConfig
 from graftwork.errors import ConfigError, DataError
 from graftwork.generate.data import load_generation_data
-from graftwork.pipeline import run_fit
+from graftwork.tasks import fit as run_fit
 
 from .conftest import colour_pairs, write_jsonl
 

@@ -14,7 +14,8 @@ from graftwork.config import FitConfig
 from graftwork.console import Console
 from graftwork.errors import RunFolderError
 from graftwork.generate import GenerationModel
-from graftwork.pipeline import resume_fit, run_fit
+from graftwork.tasks import fit as run_fit
+from graftwork.tasks import resume as resume_fit
 
 from .conftest import colour_pairs, write_jsonl
 

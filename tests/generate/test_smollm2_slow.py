@@ -12,7 +12,7 @@ from graftwork.config import FitConfig
 from graftwork.generate.backbone import load_causal_lm, smollm2_gguf
 from graftwork.generate.decode import generate_texts
 from graftwork.generate.encode import Formatter
-from graftwork.pipeline import run_fit
+from graftwork.tasks import fit as run_fit
 
 pytestmark = pytest.mark.slow
 

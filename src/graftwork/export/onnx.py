@@ -50,14 +50,17 @@ def source_fingerprint(run: Path, config: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "sha256 of config.json", "sha256": digest}
 
 
+ONNX_TASKS = ("classification", "ner")  # the tasks whose models are one graph: a backbone and a head
+
+
 def _load(run: Path) -> tuple[Any, str]:
-    from ..ner import NerModel, is_ner_run
+    """The run's model (loaded by its task, on the CPU) and the task's name."""
+    from ..tasks import task_of_run
 
-    if is_ner_run(run):
-        return NerModel.load(run, device="cpu"), "ner"
-    from ..model import TransferModel
-
-    return TransferModel.load(run, device="cpu"), "classification"
+    task = task_of_run(run)
+    if task.name not in ONNX_TASKS:
+        raise task.no_export("onnx")
+    return task.load(run, device="cpu"), task.name
 
 
 def _merge_lora(model: Any) -> int:

@@ -1,8 +1,8 @@
-"""Which fit settings the generation task reads, and which only it reads.
+"""Which fit settings the generation task reads: the rules :class:`graftwork.tasks.generate.GenerateTask` checks.
 
 A setting that a task does not support is an error that names it, never silently ignored: ``--task generate``
-with, say, ``--image-size`` or ``--unfreeze`` is refused, and so is ``--max-new-tokens`` on a classification
-run. A setting counts as given when it differs from its default.
+with, say, ``--image-size`` or ``--unfreeze`` is refused. A setting counts as given when it differs from its
+default. (The settings only generation reads are refused for the other tasks by theirs.)
 """
 
 from __future__ import annotations
@@ -14,19 +14,16 @@ from typing import Any
 NOT_FOR_GENERATE = ("probe_c", "lr_ratio", "lr_decay", "unfreeze", "unfreeze_patience", "refit", "l2sp", "wise",
                     "label_smoothing", "augment", "bn_stats", "class_weights", "weights", "image_size",
                     "skip_bad_files", "label_column", "groups", "audio_window", "audio_long", "workers")
-ONLY_FOR_GENERATE = ("max_length", "max_new_tokens", "few_shot", "gradient_checkpointing",
-                     "gradient_accumulation", "trust_remote_code")
 GENERATE_STRATEGIES = ("auto", "lora", "full")
 
 
 def unsupported_settings(cfg: Any) -> list[tuple[str, str]]:
-    """(setting, why) for each setting given to ``cfg`` that its task does not read."""
-    given = {f.name for f in fields(cfg) if f.default is not getattr(cfg, f.name) and f.default != getattr(cfg, f.name)}
-    if cfg.task == "generate":
-        out = [(n, "is not used by --task generate") for n in NOT_FOR_GENERATE if n in given]
-        if "pretrained" in given:
-            out.append(("pretrained", "--task generate always starts from the pretrained language model"))
-        if cfg.strategy not in GENERATE_STRATEGIES:
-            out.append(("strategy", f"must be one of {', '.join(GENERATE_STRATEGIES)} for --task generate"))
-        return out
-    return [(n, "only applies to --task generate") for n in ONLY_FOR_GENERATE if n in given]
+    """(setting, why) for each setting given to ``cfg`` (a ``--task generate`` :class:`~graftwork.config.FitConfig`)
+    that generation does not read."""
+    given = {f.name for f in fields(cfg) if getattr(cfg, f.name) != f.default}
+    out = [(n, "is not used by --task generate") for n in NOT_FOR_GENERATE if n in given]
+    if "pretrained" in given:
+        out.append(("pretrained", "--task generate always starts from the pretrained language model"))
+    if cfg.strategy not in GENERATE_STRATEGIES:
+        out.append(("strategy", f"must be one of {', '.join(GENERATE_STRATEGIES)} for --task generate"))
+    return out

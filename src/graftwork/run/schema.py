@@ -9,6 +9,7 @@ path, library versions) are not acted on at load, so they are not checked.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,8 @@ from ..errors import ProblemList, RunFolderError
 from .guard import RUN_FORMAT
 
 FORMATS = (RUN_FORMAT,)
-TASKS = ("classification", "ner")
+TASKS = ("classification", "ner")  # the tasks whose run folders this module checks (generate: its own reader)
+RUN_TASKS = ("classification", "ner", "generate")  # every task a run folder's config.json may name
 MODALITIES = ("image", "text", "audio")
 AUDIO_LONG = ("crop", "split")
 MAX_CLASSES = 100_000
@@ -55,6 +57,41 @@ def validate_run_config(config: Any, folder: str | Path, *, task: str | None = N
     return config
 
 
+def read_run_config(folder: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of the run folder ``folder``, without loading any weights: what the task lookup
+    reads. Its values are checked later, by the task's own loader; here only that it is a folder holding a JSON
+    object. A folder left between the two renames of a killed replace is recovered first, as on load."""
+    from .replace import recover_folder
+
+    root = Path(folder).expanduser()
+    if not root.exists():
+        recover_folder(root)
+    if not root.is_dir():
+        raise RunFolderError(f"{root}: not a folder.", hint="pass the --out folder of a `graftwork fit` run.")
+    where = root / "config.json"
+    if not where.is_file():
+        raise RunFolderError(f"{root}: not a graftwork run folder (no config.json).",
+                             hint="pass the --out folder of a completed `graftwork fit` run.")
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # unreadable, not JSON, not UTF-8, nested beyond reason
+        raise RunFolderError(f"{where}: damaged JSON ({type(e).__name__}: {e}).", hint=_HINT) from None
+    if not isinstance(config, dict):
+        raise RunFolderError(f"{where}: expected a JSON object; got {_show(config)}.", hint=_HINT)
+    return config
+
+
+def run_task(folder: str | Path) -> str:
+    """The task of the run folder ``folder``: ``config.json``'s ``"task"`` (a run written before tasks were
+    recorded is a classification run), checked to be one graftwork knows."""
+    config = read_run_config(folder)
+    task = config.get("task", "classification")
+    if task not in RUN_TASKS:
+        raise RunFolderError(f"{Path(folder).expanduser() / 'config.json'}: 'task' must be one of "
+                             f"{', '.join(RUN_TASKS)}. Got {_show(task)} instead.", hint=_HINT)
+    return str(task)
+
+
 _HINT = ("config.json was edited or damaged after `graftwork fit` wrote it: restore the run folder from a copy you "
          "trust, or re-run `graftwork fit`.")
 
@@ -79,7 +116,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _int_in(p: ProblemList, section: dict[str, Any], key: str, low: int, high: int, prefix: str) -> None:
-    value = section.get(key)
+    value: Any = section.get(key)
     _check(p, _is_int(value) and low <= value <= high, f"{prefix}.{key}", f"an integer in [{low}, {high}]", value)
 
 
@@ -136,7 +173,7 @@ def _check_preprocessing(p: ProblemList, pre: Any) -> None:
         _int_in(p, pre, "crop", 16, MAX_IMAGE_SIDE, "preprocessing")
         _int_in(p, pre, "resize", 16, 2 * MAX_IMAGE_SIDE, "preprocessing")
     elif kind == "audio":
-        window = pre.get("window_s")
+        window: Any = pre.get("window_s")
         _check(p, _is_number(window) and 0 < window <= MAX_WINDOW_S, "preprocessing.window_s",
                f"a number of seconds in (0, {MAX_WINDOW_S:g}]", window)
         _int_in(p, pre, "sample_rate", 1000, 384_000, "preprocessing")

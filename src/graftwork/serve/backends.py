@@ -69,16 +69,13 @@ class TorchBackend(Backend):
     kind = "run"
 
     def __init__(self, run: str | Path, device: str = "auto"):
-        from ..ner import NerModel, is_ner_run
+        from ..tasks import task_of_run
 
-        if is_ner_run(run):
-            self.model: Any = NerModel.load(run, device=device)
-            self.task, self.modality, self.labels = "ner", "text", list(self.model.tags)
-        else:
-            from ..model import TransferModel
-
-            self.model = TransferModel.load(run, device=device)
-            self.modality, self.labels = self.model.modality, list(self.model.classes)
+        task = task_of_run(run)  # the run's own task loads it; a task without a server says so first
+        task.check_servable()
+        self.model: Any = task.load(run, device=device)
+        self.task = task.name
+        self.modality, self.labels = task.serving(self.model)
 
     def classify(self, values: list[str]) -> tuple[np.ndarray, dict[int, str]]:
         from ..features import extract_features

@@ -1,0 +1,1 @@
+"""The subcommands, one module per group: each ``add_parsers(sub)`` adds its parsers with their handlers."""

@@ -1,0 +1,108 @@
+"""Language models that write (``--task generate``): points at :mod:`graftwork.generate` (fit, the model, its CLI
+output, its export to Hugging Face folders, its report, the settings it reads)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..console import SILENT, Console
+from ..errors import ConfigError
+from .base import Advice, Exported, ExportRequest, Task
+
+if TYPE_CHECKING:
+    from ..config import FitConfig
+
+
+class GenerateTask(Task):
+    name = "generate"
+    option = "generate"
+    export_forms = ("--merge (a plain model folder)", "--adapter (a PEFT adapter folder)")
+    command_options = {"evaluate": frozenset({"text_column", "outputs", "max_new_tokens"}),
+                       "predict": frozenset({"text_column", "max_new_tokens", "temperature", "top_p"})}
+
+    def fit(self, data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
+            console: Console = SILENT, resume: bool = False, callbacks: list[Any] | None = None) -> Any:
+        from ..generate.fit import run_fit_generate
+
+        extra = {"callbacks": callbacks} if callbacks else {}
+        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume, **extra)
+
+    def unsupported_settings(self, cfg: FitConfig) -> list[tuple[str, str]]:
+        from ..generate.settings import unsupported_settings
+
+        return unsupported_settings(cfg)
+
+    def advise(self, data: str | Path, cfg: FitConfig, *, curve: bool = True, console: Console = SILENT) -> Advice:
+        """Not yet: the generation plan depends on the base model's size, so it needs the model loaded."""
+        raise ConfigError("advise does not plan --task generate runs yet (the plan needs the language model "
+                          "loaded, to count its parameters and the data's target tokens).",
+                          hint="`graftwork fit DATA --task generate --out DIR` prints its plan, with why, before "
+                               "training; interrupt it there if you only want the plan.")
+
+    def load(self, run_dir: str | Path, *, device: str = "auto", weights: str | None = None,
+             cache_dir: str | Path | None = None, console: Console = SILENT) -> Any:
+        from ..generate.model import GenerationModel
+
+        if weights is not None:
+            raise ConfigError(f"'weights' is not used by generation runs ({run_dir}): the base model is found by "
+                              "the name the run records.", hint="leave weights / --weights out.")
+        return GenerationModel.load(run_dir, device=device, console=console)
+
+    def evaluate_command(self, args: argparse.Namespace) -> int:
+        from ..generate.cli import evaluate_generate
+
+        return evaluate_generate(args)
+
+    def predict_command(self, args: argparse.Namespace) -> int:
+        from ..cli.inputs import read_text_inputs
+        from ..generate.cli import predict_generate
+
+        return predict_generate(args, read_text_inputs(args.inputs, args.text_column))
+
+    def export(self, run_dir: str | Path, out: str | Path, request: ExportRequest) -> Exported:
+        from ..generate.export import export_run
+
+        if request.format is not None:
+            raise self.no_export(request.format)
+        path = export_run(run_dir, out, merge=request.merge, adapter=request.adapter, force=request.force)
+        what = "a merged model folder" if request.merge else "a PEFT adapter folder"
+        return Exported(Path(path), f"wrote {what}: {path}")
+
+    def write_report(self, run_dir: str | Path, *, out: str | Path | None = None, force: bool = False) -> Path:
+        """The generation run's own report (loss curves, the control, forgetting, samples), written atomically."""
+        from ..generate.report import render_report
+        from ..run.guard import check_out_file
+        from ..run.schema import read_run_config
+
+        root = Path(run_dir).expanduser()
+        if out is not None:
+            check_out_file(out, force)
+        config = read_run_config(root)
+        metrics_file = root / "metrics.json"
+        try:
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        except (OSError, ValueError) as e:
+            from ..errors import RunFolderError
+
+            raise RunFolderError(f"{metrics_file}: damaged JSON ({e}).", hint="re-run `graftwork fit`.") from None
+        target = Path(out).expanduser() if out is not None else root / "report.html"
+        _write_text(target, render_report(config, metrics if isinstance(metrics, dict) else {}))
+        return target
+
+
+def _write_text(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` atomically (a temporary file beside it, then renamed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
