@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import GraftworkError
+
 T = TypeVar("T")
+
+
+class PeerStopped(GraftworkError):
+    """Another process of a launched run stopped (its own error says why), so this one cannot go on."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -56,10 +63,23 @@ class Processes:
     def is_distributed(self) -> bool:
         return self.world > 1
 
+    @contextmanager
+    def _collective(self, what: str) -> Iterator[None]:
+        """A collective that fails because a peer is gone (its error, a refused ``--out`` say, is already on
+        the screen) is that, not a bug of this process: said so, with the exit status of a user error."""
+        try:
+            yield
+        except RuntimeError as e:
+            raise PeerStopped(f"process {self.rank} of {self.world} stopped: another process of this run did not "
+                              f"reach the same point ({what}: {str(e).splitlines()[0][:200]}).",
+                              hint="the first error printed (usually rank 0's) says why; the launcher's report "
+                                   "names the process that failed.") from e
+
     def barrier(self) -> None:
         """Wait until every process has reached this point."""
         if self.is_distributed:
-            _state().wait_for_everyone()
+            with self._collective("barrier"):
+                _state().wait_for_everyone()
 
     def shard(self, indices: Sequence[int]) -> list[int]:
         """This process's share of ``indices``: every ``world``-th one from position ``rank``.
@@ -74,7 +94,8 @@ class Processes:
             return [value]
         from accelerate.utils import gather_object
 
-        return list(gather_object([value]))
+        with self._collective("gather"):
+            return list(gather_object([value]))
 
     def broadcast(self, value: T) -> T:
         """Rank 0's ``value`` in every process (what the others pass is ignored)."""
@@ -83,7 +104,8 @@ class Processes:
         from accelerate.utils import broadcast_object_list
 
         box: list[Any] = [value if self.is_main else None]
-        broadcast_object_list(box, from_process=0)
+        with self._collective("broadcast"):
+            broadcast_object_list(box, from_process=0)
         return box[0]
 
     def gather_rows(self, indices: Sequence[int], rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +144,18 @@ def processes() -> Processes:
     state = _state()
     return Processes(rank=int(state.process_index), world=int(state.num_processes),
                      local_rank=int(state.local_process_index))
+
+
+def require_one_process(what: str) -> None:
+    """Refuse ``what`` (a fit that does not share its work yet) in a launched run: its N processes would each
+    lock and write the same ``--out``."""
+    world = _env_int("WORLD_SIZE", 1)
+    if world > 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{what} does not run on several processes yet (WORLD_SIZE={world}): only the fit of "
+                          "a classifier shares its work across them.",
+                          hint="run it as a single process: python -m graftwork fit ...")
 
 
 def device_for(device: str) -> str:

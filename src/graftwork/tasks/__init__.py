@@ -88,8 +88,12 @@ def _is_tagged(file: Path) -> bool:
 def fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
         console: Console = SILENT, resume: bool = False, callbacks: list[Any] | None = None) -> Any:
     """Train ``cfg.task``'s model on ``data`` (see :meth:`Task.fit`)."""
-    return get_task(cfg.task).fit(data, cfg, out=out, force=force, console=console, resume=resume,
-                                  callbacks=callbacks)
+    task = get_task(cfg.task)
+    if task.name != "classification":  # only its fit shares the work of launched processes (graftwork.distributed)
+        from ..distributed import require_one_process
+
+        require_one_process(f"--task {cfg.task}")
+    return task.fit(data, cfg, out=out, force=force, console=console, resume=resume, callbacks=callbacks)
 
 
 def resume(out: str | Path, *, console: Console = SILENT, callbacks: list[Any] | None = None) -> Any:
