@@ -34,7 +34,8 @@ def _texts(folder: Path) -> dict[str, str]:
 
     events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     events.Reload()
-    return {tag: b"\n".join(v for e in events.Tensors(tag) for v in e.tensor_proto.string_val).decode()
+    return {tag.removesuffix("/text_summary"): b"\n".join(v for e in events.Tensors(tag)
+                                                          for v in e.tensor_proto.string_val).decode()
             for tag in events.Tags()["tensors"]}
 
 
