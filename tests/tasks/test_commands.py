@@ -130,3 +130,20 @@ def test_run_fit_is_the_classification_pipeline_only(ner_data):
 
     with pytest.raises(ConfigError, match="trained by its own task"):
         run_fit(ner_data, FitConfig(task="ner"))
+
+
+def test_report_of_a_generation_run_is_its_own_page(generation_run, capsys, tmp_path):
+    """`graftwork report` on a generation run writes the generation report (not the classification layout),
+    with the run's texts escaped; an existing file that is not a graftwork report is refused."""
+    metrics = {"best_epoch": 2, "history": [{"epoch": 1, "train_loss": 2.0, "val": {"loss": 1.5}}],
+               "test": {"exact_match": 0.5, "rougeL": 0.6, "chrf": 70.0, "n": 1,
+                        "samples": [{"prompt": "say <script>x</script>", "reference": "a", "generation": "b"}]}}
+    (generation_run / "metrics.json").write_text(json.dumps(metrics))
+    code, _, err = run(capsys, "report", generation_run)
+    assert code == 0, err
+    page = (generation_run / "report.html").read_text()
+    assert "Language model fine-tuning" in page and "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+    mine = tmp_path / "notes.html"
+    mine.write_text("my own notes")
+    code, _, err = run(capsys, "report", generation_run, "--out", mine)
+    assert code == 2 and mine.read_text() == "my own notes"

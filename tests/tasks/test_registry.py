@@ -94,3 +94,15 @@ def test_every_unsupported_setting_is_a_real_setting():
 
     fields = set(FitConfig.__dataclass_fields__)
     assert set(NER_UNSUPPORTED) | set(NOT_FOR_GENERATE) | set(ONLY_FOR_GENERATE) <= fields
+
+
+def test_the_report_sections_are_the_tasks(tmp_path):
+    """Classification and NER lay out their own sections in the shared page; a generation run writes its own."""
+    from graftwork.report import sections_for
+
+    for name in ("classification", "ner"):
+        config = {"task": name}
+        titles = [s.title for s in get_task(name).report_sections(config, {})]
+        assert titles == [s.title for s in sections_for(config, {})]
+    with pytest.raises(NotImplementedError):
+        get_task("generate").report_sections({}, {})

@@ -76,6 +76,11 @@ class ClassifyTask(Task):
 
         return predict_classify(args)
 
+    def report_sections(self, config: dict[str, Any], metrics: dict[str, Any]) -> list[Any]:
+        from ..report.classify import sections
+
+        return sections(config, metrics)
+
     def serving(self, model: Any) -> tuple[str, list[str]]:
         return model.modality, list(model.classes)
 

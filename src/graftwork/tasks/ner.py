@@ -82,6 +82,11 @@ class NerTask(Task):
 
         return predict_ner(args, read_text_inputs(args.inputs, args.text_column))
 
+    def report_sections(self, config: dict[str, Any], metrics: dict[str, Any]) -> list[Any]:
+        from ..report.ner import sections
+
+        return sections(config, metrics)
+
     def serving(self, model: Any) -> tuple[str, list[str]]:
         return "text", list(model.tags)
 
