@@ -170,3 +170,31 @@ def test_both_trackers_share_a_log_folder_side_by_side(tmp_path):
         t.close()
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["mlruns", "tensorboard"]
     assert (tmp_path / "logs" / "tensorboard" / "r").is_dir()
+
+
+def test_ner_and_generation_fits_are_tracked_as_well(tmp_path, tiny_bert):
+    from graftwork.tasks import fit
+
+    from ..generate.conftest import colour_pairs, make_model, make_tokenizer, write_jsonl
+    from ..ner.conftest import make_sentences, write_conll
+
+    ner = fit(write_conll(tmp_path / "ner.conll", make_sentences(30)),
+              FitConfig(task="ner", backbone=str(tiny_bert), strategy="frozen", batch_size=16,
+                        log_to="tensorboard", log_dir=str(tmp_path / "tb")), out=tmp_path / "ner-run")
+    scalars = _scalars(tmp_path / "tb" / "ner-run")
+    assert [v for _, v in scalars["val_f1"]] == pytest.approx([r["val_f1"] for r in _epoch_rows(ner.metrics)])
+
+    lm = tmp_path / "lm"
+    tok = make_tokenizer()
+    make_model(len(tok)).save_pretrained(lm)
+    tok.save_pretrained(lm)
+    (tmp_path / "gen").mkdir()
+    write_jsonl(tmp_path / "gen" / "train.jsonl", colour_pairs(16, 0))
+    write_jsonl(tmp_path / "gen" / "val.jsonl", colour_pairs(4, 1))
+    gen = fit(tmp_path / "gen", FitConfig(task="generate", backbone=str(lm), stage_epochs=1, batch_size=8,
+                                          max_new_tokens=2, few_shot=0, log_to="tensorboard",
+                                          log_dir=str(tmp_path / "tb")), out=tmp_path / "gen-run")
+    scalars = _scalars(tmp_path / "tb" / "gen-run")
+    history = gen.metrics["history"]
+    assert [v for _, v in scalars["val/loss"]] == pytest.approx([h["val"]["loss"] for h in history])
+    assert [s for s, _ in scalars["general_text/loss"]] == list(range(1, len(history) + 1))

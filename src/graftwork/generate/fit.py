@@ -129,6 +129,18 @@ def run_fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None
 
 def _fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool, console: Console,
                   resume: bool) -> GenerationModel:
+    """:func:`_fit_generate_steps` with ``--log-to``'s trackers open around it; the epochs are recorded from
+    the run's history when it ends (this trainer takes no callbacks)."""
+    from ..tracking import fit_session
+
+    with fit_session(cfg, out, console) as tracking:
+        model = _fit_generate_steps(data, cfg, out=out, force=force, console=console, resume=resume)
+        tracking.finish(model.metrics, model.config, out)
+    return model
+
+
+def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool,
+                        console: Console, resume: bool) -> GenerationModel:
     """:func:`run_fit_generate`'s steps, once ``out`` has been checked and locked."""
     started = time.perf_counter()
     if resume and out is not None and not (partial_dir(out) / RESUME_FILE).is_file():
