@@ -153,3 +153,12 @@ def test_fingerprint_mismatch_in_config_is_refused(images, tmp_path):
     config_file.write_text(json.dumps(config))
     with pytest.raises(RunFolderError, match="does not match"):
         build_backbone(f"run:{tmp_path / 'source'}")
+
+
+def test_cli_reports_a_missing_source_run_without_a_traceback(images, tmp_path, capsys):
+    from graftwork.cli.main import main
+
+    code = main(["fit", str(images), "--backbone", f"run:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "new")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such run folder" in err and "Traceback" not in err
+    assert not (tmp_path / "new").exists()
