@@ -22,7 +22,6 @@ from ..errors import DataError, RunFolderError
 from ..features import resolve_device
 from ..run import read_run_folder, save_run_folder
 from ..run.backbone import backbone_tensors, restore_backbone
-from ..strategies.lora import has_lora, remove_lora
 from .align import chunk_sentences, encode, word_tokenizer
 from .data import Sentence, load_ner_data
 from .decode import constraints, spans, viterbi
@@ -172,19 +171,6 @@ class NerModel:
         return result | {"split": name, "data": str(data)}
 
     # -- persistence ---------------------------------------------------------------------------------------
-    def merge_adapters(self) -> int:
-        """Merge LoRA adapters into the encoder's weights (PEFT's merge): the same predictions without the
-        adapters' extra compute, and a run folder that loads without PEFT. Returns the number of layers merged."""
-        if not has_lora(self.backbone):
-            raise RunFolderError("this NER run has no LoRA adapters to merge.",
-                                 hint="export --merge applies to runs fitted with --strategy lora.")
-        n = remove_lora(self.backbone, merge=True)
-        self.backbone.info.extra["fine_tuned"] = f"{self.backbone.info.extra.get('fine_tuned', 'lora')} (merged)"
-        self.backbone.refresh_fingerprint()
-        self.config["backbone"] = self.backbone.info.to_dict() | {"load_name": self.config["backbone"].get(
-            "load_name", self.backbone.info.name)}
-        return n
-
     def save(self, out: str | Path, *, force: bool = False) -> Path:
         """Write a run folder; backbone weights only when they differ from the pretrained ones."""
         backbone_sd, adapter = backbone_tensors(self.backbone)
