@@ -90,7 +90,7 @@ def test_lora_source_adapters_are_merged_into_the_start(tmp_path, tiny_bert):
     assert start.info.extra["source_run"]["fine_tuned"] is True
 
 
-def test_an_ner_run_can_start_a_classifier(tmp_path, tiny_bert):
+def test_an_ner_run_can_start_a_classifier_and_back(tmp_path, tiny_bert):
     from graftwork import FitConfig
     from graftwork.ner import run_fit_ner
 
@@ -103,6 +103,11 @@ def test_an_ner_run_can_start_a_classifier(tmp_path, tiny_bert):
     new = graftwork.fit(data, backbone=f"run:{tmp_path / 'ner'}", strategy="frozen")
     assert _same_weights(new.backbone, ner.backbone)
     assert new.config["backbone"]["extra"]["source_run"]["task"] == "ner"
+    new.save(tmp_path / "classifier")  # and the reverse: a classifier starts an NER model
+    back = run_fit_ner(tmp_path / "ner.conll", FitConfig(task="ner", backbone=f"run:{tmp_path / 'classifier'}",
+                                                         strategy="frozen", batch_size=16))
+    assert _same_weights(back.backbone, ner.backbone)
+    assert back.config["backbone"]["extra"]["source_run"]["task"] == "classification"
 
 
 def test_random_init_of_a_run_is_its_architecture_untrained(images, tmp_path):
