@@ -15,6 +15,7 @@ with each severity), and the run folder as the artifact ``run/``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -100,7 +101,7 @@ class MLflowTracker(Tracker):
         with _environment(self._file_store):
             if "kept_stage" in metrics:
                 self.client.set_tag(self.run_id, "kept_stage", str(metrics["kept_stage"]))
-            self.client.log_dict(self.run_id, findings, "findings.json")
+            self.client.log_text(self.run_id, json.dumps(findings, indent=2, default=str), "findings.json")
             for f in findings:
                 self.client.set_tag(self.run_id, f"finding.{f.get('code')}", str(f.get("severity")))
 
