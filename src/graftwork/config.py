@@ -31,8 +31,9 @@ class FitConfig:
     """Settings of one ``fit``. Field help strings are shown by ``graftwork fit --help``."""
 
     backbone: str | None = field(default=None, metadata=_meta(
-        "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder; "
-        "default: the preferred one for the data's modality whose weights are available"))
+        "pretrained network: torchvision:NAME, timm:NAME, hf:ID_OR_PATH or a local folder, or run:DIR to start "
+        "from a trained classification or NER run's backbone; default: the preferred one for the data's modality "
+        "whose weights are available"))
     task: str = field(default="classify", metadata=_meta(
         "classify (one label per example), ner (one BIO tag per token; CoNLL or JSONL tokens/tags input) or "
         "generate (fine-tune a causal language model on prompt/completion, messages or text; JSONL or CSV)"))
@@ -78,7 +79,8 @@ class FitConfig:
         "on validation (Wortsman et al. 2022)"))
     control: bool = field(default=False, metadata=_meta(
         "also train the same architecture from random initialisation with the same settings, and report "
-        "whether pretraining helps"))
+        "whether pretraining helps (started from run:DIR: also from the original pretrained weights, and report "
+        "whether the source task helps)"))
     label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the fine-tuning loss"))
     grad_clip: float = field(default=1.0, metadata=_meta("clip the gradient norm while fine-tuning (0: off)"))
     augment: bool | None = field(default=None, metadata=_meta(
