@@ -19,7 +19,8 @@ import pytest
 from ..conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-FIT = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--strategy", "gradual", "--json"]
+FIT = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--strategy", "gradual", "--stage-epochs", "2",
+       "--json"]
 RUN_FILES = ["backbone.safetensors", "config.json", "head.safetensors", "metrics.json", "report.html"]
 TEST_PER_CLASS = 8
 # 3 classes x 8 test images: one image is 4.2 points. The two runs share the probe (same features, same seed)
@@ -108,3 +109,37 @@ def test_two_process_fit_matches_one_process(tmp_path):
     assert abs(metrics["test"]["accuracy"] - one["test"]["accuracy"]) <= TOLERANCE + 1e-9
     assert metrics["test"]["accuracy"] > 0.5  # better than chance (1/3) in both, not two equal failures
     assert one["test"]["accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_two_process_fit_with_real_weights(tmp_path):
+    """MobileNetV2's ImageNet weights on Fashion-MNIST (30 training images per class, 300 test images), gradual
+    fine-tuning on 2 processes and on 1: the same test accuracy within noise. 300 test images: one binomial
+    standard error at 75 % accuracy is 2.5 points; the two runs differ only in the fine-tuning trajectory, so 3
+    standard errors (7.5 points) is allowed."""
+    from graftwork.backbones import resolve_offline
+    from graftwork.demo.datasets import (
+        FASHION_CLASSES,
+        fashion_mnist_dir,
+        load_fashion_mnist,
+        sample_per_class,
+        write_image_folder,
+    )
+
+    if fashion_mnist_dir() is None or resolve_offline("torchvision:mobilenet_v2") is None:
+        pytest.skip("Fashion-MNIST or the MobileNetV2 weights are not installed")
+    x, y = load_fashion_mnist("train")
+    x_te, y_te = load_fashion_mnist("test")
+    data = tmp_path / "data"
+    tr, te = sample_per_class(y, 30, seed=0), sample_per_class(y_te, 30, seed=1)
+    write_image_folder(x[tr], y[tr], FASHION_CLASSES, data / "train")
+    write_image_folder(x_te[te], y_te[te], FASHION_CLASSES, data / "test")
+    fit = ["--backbone", "torchvision:mobilenet_v2", "--image-size", "64", "--strategy", "gradual", "--json"]
+    _run(_torchrun("-m", "graftwork", "fit", str(data), "--out", str(tmp_path / "run2"), *fit),
+         _env(tmp_path, tmp_path / "cache2"), tmp_path)
+    _run([sys.executable, "-m", "graftwork", "fit", str(data), "--out", str(tmp_path / "run1"), *fit],
+         _env(tmp_path, tmp_path / "cache1"), tmp_path)
+    two, one = (json.loads((tmp_path / run / "metrics.json").read_text(encoding="utf-8")) for run in ("run2", "run1"))
+    assert sorted(p.name for p in (tmp_path / "run2").iterdir()) == sorted(p.name for p in (tmp_path / "run1").iterdir())
+    assert abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 0.075
+    assert min(two["test"]["accuracy"], one["test"]["accuracy"]) > 0.5  # well above chance (0.1)

@@ -8,27 +8,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ..conftest import make_image_folder
 from .test_launch import _env
 
 WORKER = Path(__file__).with_name("worker.py")
 
 
-def _launch(tmp_path: Path, *args: str) -> list[dict]:
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """Both parts of worker.py in one 2-process launch; (its folder, each rank's results)."""
+    tmp = tmp_path_factory.mktemp("workers")
+    data = make_image_folder(tmp / "data", per_class=5, classes=("red", "green", "blue"))
+    (data / "red" / "broken.png").write_bytes(b"not an image")
+    out = tmp / "out"
     out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-           *args, str(out)]
-    done = subprocess.run(cmd, env=_env(tmp_path, tmp_path / "cache"), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+           str(data), str(tmp / "cache"), str(out)]
+    done = subprocess.run(cmd, env=_env(tmp, tmp / "graftwork-cache"), cwd=tmp, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-6000:]
-    return [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
+    return tmp, [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 
-def test_features_are_shared_out_gathered_in_order_and_cached_once(tmp_path):
-    data = make_image_folder(tmp_path / "data", per_class=5, classes=("red", "green", "blue"))
-    (data / "red" / "broken.png").write_bytes(b"not an image")
-    ranks = _launch(tmp_path, "features", str(data), str(tmp_path / "cache"))
+def test_features_are_shared_out_gathered_in_order_and_cached_once(launched):
+    tmp, results = launched
+    ranks = [r["features"] for r in results]
     n = ranks[0]["n"]
     assert n == 16
     # every process computed a different share, all of them together everything once
@@ -43,11 +49,11 @@ def test_features_are_shared_out_gathered_in_order_and_cached_once(tmp_path):
         # the second extraction: every feature from rank 0's cache, sent to the other process too
         assert r["again_computed"] == 0 and r["again_from_cache"] == n - 1 and r["again_max_diff"] < 1e-5
     # one cache, written by rank 0
-    assert len(list((tmp_path / "cache").glob("features/*.sqlite"))) == 1
+    assert len(list((tmp / "cache").glob("features/*.sqlite"))) == 1
 
 
-def test_data_parallel_training_syncs_gradients(tmp_path):
-    ranks = _launch(tmp_path, "ddp")
+def test_data_parallel_training_syncs_gradients(launched):
+    ranks = [r["ddp"] for r in launched[1]]
     assert all(r["world"] == 2 for r in ranks)
     # each process trained on its own half of every epoch's examples...
     assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) == 2

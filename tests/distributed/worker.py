@@ -1,10 +1,10 @@
-"""Run in every process of a ``torchrun`` launch by ``test_workers.py``; writes ``OUT/rank<RANK>.json``.
+"""Run in every process of a ``torchrun`` launch by ``test_workers.py`` (one launch for both parts, to start the
+processes once): ``worker.py DATA CACHE OUT`` writes ``OUT/rank<RANK>.json`` with
 
-``features DATA CACHE OUT``: the sharded extraction of a folder of images (one unreadable) against this process's
-own extraction of all of it; then again, every feature now from rank 0's cache.
-
-``ddp OUT``: one stage of full fine-tuning of a tiny network with the staged trainer; which training examples
-this process saw in each epoch, and a hash of its weights before and after.
+- ``features``: the sharded extraction of the images of DATA (one unreadable) against this process's own
+  extraction of all of them; then again, every feature now from rank 0's cache (CACHE);
+- ``ddp``: one stage of full fine-tuning of a tiny network with the staged trainer: which training examples
+  this process saw in each epoch, and digests of its parameters and buffers before and after.
 """
 
 from __future__ import annotations
@@ -109,9 +109,8 @@ def ddp() -> dict[str, Any]:
 
 
 def main() -> None:
-    mode, *args = sys.argv[1:]
-    result = features(Path(args[0]), Path(args[1])) if mode == "features" else ddp()
-    out = Path(args[-1])
+    data, cache, out = (Path(a) for a in sys.argv[1:4])
+    result = {"features": features(data, cache), "ddp": ddp()}
     (out / f"rank{processes().rank}.json").write_text(json.dumps(result), encoding="utf-8")
 
 
