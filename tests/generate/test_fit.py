@@ -59,7 +59,8 @@ def test_run_folder_holds_adapter_config_metrics_and_a_safe_report(fitted):
     assert {"zero_shot", "few_shot"} <= set(metrics["control"]) and metrics["control"]["k"] == 3
     assert metrics["findings"][0]["code"] == "forgetting"
     html = (run / "report.html").read_text()
-    assert "Content-Security-Policy" in html and "script-src" not in html and "default-src 'none'" in html
+    assert "Content-Security-Policy" in html and "default-src &#x27;none&#x27;" in html  # the shared report page
+    assert "script-src &#x27;none&#x27;" in html
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 

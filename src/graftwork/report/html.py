@@ -7,7 +7,8 @@ Content-Security-Policy (:data:`CSP`) lets the browser run no script and load no
 and the ``data:`` images, even if some markup got through. Sections whose data a run does not have
 (findings, drift, per-group metrics, the random-init control, ... in older runs) are left out, not shown empty.
 
-Each task supplies its list of sections (``report.classify.sections``, ``report.ner.sections``);
+Each task supplies its list of sections (``report.classify.sections``, ``report.ner.sections``,
+``report.generate.sections``);
 :func:`render` lays out any such list.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunFolderError
-from . import classify, ner
+from . import classify, generate, ner
 from .sections import Section
 from .templating import macro
 from .templating import render as render_template
@@ -32,7 +33,8 @@ REPORT = "report.html"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
        "base-uri 'none'; form-action 'none'")
 SectionsOf = Callable[[dict[str, Any], dict[str, Any]], list[Section]]
-TASK_SECTIONS: dict[str, SectionsOf] = {"classification": classify.sections, "ner": ner.sections}
+TASK_SECTIONS: dict[str, SectionsOf] = {"classification": classify.sections, "ner": ner.sections,
+                                        "generate": generate.sections}
 
 
 def sections_for(config: dict[str, Any], metrics: dict[str, Any]) -> list[Section]:
@@ -75,8 +77,13 @@ def _facts(metrics: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, A
     backbone, plan = mapping(config.get("backbone")), mapping(config.get("plan"))
     facts = [("created", _date(config.get("created"))), ("backbone", backbone.get("name")),
              ("weights", backbone.get("weights")), ("strategy", plan.get("strategy")),
-             ("kept", metrics.get("kept_stage"))]
+             ("kept", metrics.get("kept_stage") or _epoch(metrics.get("best_epoch")))]
     return [(k, v) for k, v in facts if v not in (None, "")]
+
+
+def _epoch(best: Any) -> str | None:
+    """The kept epoch of a run that keeps one epoch's weights rather than a stage (a generation run)."""
+    return f"epoch {best}" if isinstance(best, int) and not isinstance(best, bool) else None
 
 
 def _date(created: Any) -> Any:

@@ -49,12 +49,17 @@ def findings(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
     return render("sections/findings.html.j2", items=shown, counts=counts)
 
 
+# settings a plan may hold beside its details (a generation run's plan: rates, epochs, LoRA shape)
+PLAN_SETTINGS = ("lr", "epochs", "batch_size", "lora", "train_examples", "target_tokens", "trainable_params")
+
+
 def plan(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
     """The strategy, the reasons for it, and the settings it decided."""
     p = config.get("plan")
     if not isinstance(p, dict):
         return None
     facts = dict(mapping(p.get("details")))
+    facts |= {k.replace("_", " "): p[k] for k in PLAN_SETTINGS if p.get(k) is not None}
     if "class_weighted" in p:
         facts["class-weighted loss"] = bool(p.get("class_weighted"))
     if p.get("unfreeze") is not None:
@@ -177,10 +182,12 @@ def cost(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
 def footer(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
     """The backbone, the library versions and every setting, for whoever has to reproduce the run."""
     b = mapping(config.get("backbone"))
-    keys = ("name", "source", "modality", "feature_dim", "pretrained", "weights", "fingerprint")
+    keys = ("name", "source", "arch", "model_type", "modality", "feature_dim", "params", "pretrained", "weights",
+            "fingerprint")
     backbone = {k: b[k] for k in keys if k in b} | mapping(b.get("extra")) if b else {}
     versions = mapping(config.get("versions"))
-    settings = {k: config[k] for k in ("fit", "preprocessing", "head") if isinstance(config.get(k), dict)}
+    settings = {k: config[k] for k in ("fit", "preprocessing", "head", "formatting", "generation", "lora")
+                if isinstance(config.get(k), dict)}
     if not (backbone or versions or settings):
         return None
     return render("sections/about.html.j2", backbone=backbone, versions=versions, settings=settings)
