@@ -114,9 +114,12 @@ def test_control_on_a_run_started_from_a_damaged_source_reports_it(tmp_path, tin
     bb.refresh_fingerprint()
     source.config["backbone"] = bb.info.to_dict() | {"load_name": source.config["backbone"]["load_name"]}
     source.save(tmp_path / "source")
-    model = graftwork.fit(tmp_path / "d", backbone=f"run:{tmp_path / 'source'}", strategy="frozen", control=True)
+    model = graftwork.fit(tmp_path / "d", out=tmp_path / "new", backbone=f"run:{tmp_path / 'source'}",
+                          strategy="frozen", control=True)
     found = {f["code"]: f for f in model.metrics["findings"]}
     assert "pretrained-not-helping" in found
     hurts = found["source-task-hurts"]
     assert hurts["severity"] == "high" and hurts["details"]["original"] > hurts["details"]["source"]
     assert model.metrics["control"]["sequential"]["original_is_source_start"] is True
+    html = (tmp_path / "new" / "report.html").read_text()
+    assert "source-task-hurts" in html and "original-weights accuracy" in html
