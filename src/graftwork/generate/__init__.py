@@ -1,6 +1,6 @@
 """Language models that write: ``graftwork fit DATA --task generate`` (LoRA or full SFT of causal LMs).
 
-One task, one package; each module is one concept and :mod:`.task` lists them as the task's contract:
+One task, one package; each module is one concept (:mod:`graftwork.tasks.generate` points the shared commands at them):
 
 * :mod:`.data`: read and check prompt/completion, messages or text data (every problem with file:line);
 * :mod:`.backbone`: causal LMs from hf:, local folders, .gguf files, the offline SmolLM2 default;
