@@ -34,7 +34,7 @@ from .data.audio_window import data_window
 from .diagnostics import Finding
 from .diagnostics.run_checks import baseline_finding, control_finding
 from .distributed import processes
-from .errors import DataError, RunFolderError
+from .errors import ConfigError, DataError, RunFolderError
 from .features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from .metrics import classification_metrics, majority_baseline
 from .model import TransferModel
@@ -195,14 +195,9 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
 
     ``out`` is checked before any work, and again (:func:`_check_out`) once its lock is held, for the whole fit.
     """
-    if cfg.task == "generate":  # language models that write (graftwork.generate)
-        from .generate.fit import run_fit_generate
-
-        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
-    if cfg.task == "ner":  # token classification has its own pipeline and model (graftwork.ner)
-        from .ner.fit import run_fit_ner
-
-        return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume)  # type: ignore[return-value]
+    if cfg.task != "classify":  # every task's fit is found by graftwork.tasks (graftwork.fit, the CLI)
+        raise ConfigError(f"run_fit trains classifiers; task={cfg.task!r} is trained by its own task.",
+                          hint="use graftwork.fit(...) or graftwork.tasks.get_task(cfg.task).fit(...).")
     if out is None:
         return _fit(data, cfg, out=None, force=force, console=console, resume=resume, on_epoch_end=on_epoch_end)
     procs = processes()
