@@ -21,7 +21,8 @@ Build = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
 
 @dataclass(frozen=True)
 class Section:
-    """One part of the page: ``build(metrics, config)`` gives its HTML (None: the run has no data for it).
+    """One part of the page: ``build(metrics, config)`` gives its HTML, rendered from a template
+    (:func:`.templating.render`), or None when the run has no data for it; a plain string is shown as text.
 
     ``headline`` sections (the results table) are shown under the title, without a heading of their own and
     without an entry in the contents; the others get ``<section id=anchor>`` with ``title`` as heading.
@@ -151,7 +152,9 @@ def control(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
         figure = chart("bars", {"pretrained": pre, "random init": rand}, "accuracy", ["#2563eb", "#9ca3af"], True,
                        alt="pretrained versus random initialisation")
     facts = {"pretrained accuracy": pre, "random-init accuracy": rand, "gap": gap}
-    facts |= {k: v for k, v in c.items() if k not in ("pretrained", "random_init", "gap")}
+    facts |= {k: v for k, v in c.items() if k not in ("pretrained", "random_init", "gap", "sequential")}
+    if isinstance(seq := c.get("sequential"), dict):  # a run started from another run (--backbone run:DIR)
+        facts |= {"source run": seq.get("source_run"), "original-weights accuracy": number(seq.get("original"))}
     return render("sections/control.html.j2", chart=figure, facts=facts)
 
 
