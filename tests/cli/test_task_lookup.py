@@ -90,3 +90,11 @@ def test_the_parser_has_every_command_and_no_cli_file_is_long():
                              "advise", "demo"}
     for file in Path(cli_package.__file__).parent.rglob("*.py"):
         assert len(file.read_text().splitlines()) <= 400, file
+
+
+def test_fit_on_ner_data_without_task_ner_says_so(tmp_path, capsys):
+    for data in (write_conll(tmp_path / "a.conll", make_sentences(5)), write_jsonl(tmp_path / "b.jsonl",
+                                                                                   make_sentences(5))):
+        code, _, err = run(capsys, "fit", data, "--out", tmp_path / "run")
+        assert code == 2 and "named-entity recognition" in err and "--task ner" in err
+    assert not (tmp_path / "run").exists()

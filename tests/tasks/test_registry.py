@@ -106,3 +106,8 @@ def test_the_report_sections_are_the_tasks(tmp_path):
         assert titles == [s.title for s in sections_for(config, {})]
     with pytest.raises(NotImplementedError):
         get_task("generate").report_sections({}, {})
+
+
+def test_generation_refuses_trainer_callbacks_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="callbacks are not available for --task generate"):
+        get_task("generate").fit(tmp_path / "missing", FitConfig(task="generate"), callbacks=[object()])

@@ -66,7 +66,7 @@ def detect_task(data: str | Path) -> str:
     """``"ner"`` when ``data`` looks like tagged tokens (a CoNLL file, JSONL of ``tokens``/``tags``, or a folder
     of them), else ``"classify"``; generation data is never guessed (``--task generate`` says so)."""
     root = Path(data).expanduser()
-    files = sorted(f for f in root.iterdir() if f.is_file()) if root.is_dir() else [root]
+    files = sorted(f for f in root.iterdir() if f.is_file()) if root.is_dir() else [root] if root.is_file() else []
     return "ner" if any(_is_tagged(f) for f in files[:20]) else "classify"
 
 

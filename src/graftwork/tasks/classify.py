@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..console import SILENT, Console
-from ..errors import GraftworkError
+from ..errors import DataError, GraftworkError
 from .base import Advice, Exported, ExportRequest, Task, given_settings
 
 if TYPE_CHECKING:
@@ -32,7 +32,11 @@ class ClassifyTask(Task):
     def fit(self, data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
             console: Console = SILENT, resume: bool = False, callbacks: list[Any] | None = None) -> Any:
         from ..pipeline import run_fit
+        from . import detect_task
 
+        if detect_task(data) == "ner":  # what the classification readers would refuse with a less useful message
+            raise DataError(f"{data}: tagged tokens (CoNLL, or JSONL of tokens/tags): data for named-entity "
+                            "recognition, not for classification.", hint="add --task ner (task='ner').")
         return run_fit(data, cfg, out=out, force=force, console=console, resume=resume, callbacks=callbacks)
 
     def unsupported_settings(self, cfg: FitConfig) -> list[tuple[str, str]]:
