@@ -148,6 +148,19 @@ def _compute(backbone: Backbone, modality: str, items: list[str], origins: list[
             advance(len(local_idx) + len(bad))
 
 
+def _collect(procs: Processes, rows: list[int], feats: np.ndarray, problems: list[Problem],
+             n: int) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """The features every process computed, in example order (``[n, dim]`` and the mask of the computed rows),
+    and every process's problems; in one process, its own."""
+    if procs.is_distributed:
+        gathered, mask = procs.gather_rows(rows, feats, n)
+        return gathered, mask, [p for found in procs.all_gather(problems) for p in found]
+    gathered = np.zeros((n, feats.shape[1]), dtype=np.float32)
+    mask = np.zeros(n, dtype=bool)
+    gathered[rows], mask[rows] = feats, True
+    return gathered, mask, problems
+
+
 @torch.inference_mode()
 def extract_features(backbone: Backbone, modality: str, items: list[str], origins: list[str], *,
                      cache: FeatureCache | None, batch_size: int = 32, device: torch.device | None = None,
@@ -169,22 +182,26 @@ def extract_features(backbone: Backbone, modality: str, items: list[str], origin
     for i, f in look.found.items():
         out[i], ok[i] = f, True
     problems = list(look.problems)
-    mine: list[tuple[list[int], np.ndarray | None, list[Problem]]] = []
-    for rows, feats, bad in _compute(backbone, modality, items, origins, procs.shard(look.todo),
-                                     batch_size=batch_size, device=device, workers=workers, console=console,
-                                     description=description):
-        if cache is not None and feats is not None and procs.is_main:  # written as it goes: a crash keeps them
-            cache.put_many((look.keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
-        mine.append((rows, feats, bad))
-    computed = 0
-    for rank, batches in enumerate(procs.all_gather(mine)):
-        for rows, feats, bad in batches:
-            problems += bad
-            if feats is None:
-                continue
-            out[rows], ok[rows] = feats, True
-            computed += len(rows)
-            if cache is not None and rank != 0:
-                cache.put_many((look.keys[r], f) for r, f in zip(rows, feats, strict=True))  # type: ignore[misc]
+    rows: list[int] = []
+    feats: list[np.ndarray] = []
+    bad: list[Problem] = []
+    for batch_rows, batch_feats, batch_bad in _compute(backbone, modality, items, origins, procs.shard(look.todo),
+                                                       batch_size=batch_size, device=device, workers=workers,
+                                                       console=console, description=description):
+        bad += batch_bad
+        if batch_feats is None:
+            continue
+        if cache is not None and procs.is_main:  # written as it goes: an interrupted run keeps what it computed
+            cache.put_many((look.keys[r], f) for r, f in zip(batch_rows, batch_feats, strict=True))  # type: ignore[misc]
+        rows += batch_rows
+        feats.append(batch_feats)
+    mine = np.concatenate(feats) if feats else np.zeros((0, backbone.feature_dim), dtype=np.float32)
+    gathered, computed_mask, bad = _collect(procs, rows, mine, bad, n)
+    if cache is not None and procs.is_main:  # rank 0 also stores what the other processes computed
+        others = np.flatnonzero(computed_mask & ~np.isin(np.arange(n), rows))
+        cache.put_many((look.keys[r], gathered[r]) for r in others)  # type: ignore[misc]
+    out[computed_mask], ok[computed_mask] = gathered[computed_mask], True
+    problems += bad
+    computed = int(computed_mask.sum())
     problems.sort(key=lambda p: p.where)
     return Extracted(out[ok], ok, problems, computed=computed, from_cache=len({look.keys[i] for i in look.found}))
