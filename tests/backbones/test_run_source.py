@@ -148,6 +148,17 @@ def test_a_run_folder_naming_another_run_is_not_followed(images, tmp_path):
 def test_a_path_that_is_neither_a_backbone_nor_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not a backbone name or an existing folder"):
         build_backbone(str(tmp_path / "no-such-folder"))
+    with pytest.raises(ConfigError, match="does not name a run folder"):
+        build_backbone("run:")
+
+
+def test_a_generation_run_cannot_start_a_fit(tmp_path):
+    """Its model is a whole language model, not an encoder backbone: refused by its task, before anything else."""
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "config.json").write_text(json.dumps({"format": "graftwork-run/1", "task": "generate"}))
+    for name in (f"run:{tmp_path / 'gen'}", str(tmp_path / "gen")):
+        with pytest.raises(ConfigError, match="is a 'generate' run"):
+            build_backbone(name)
 
 
 def test_fingerprint_mismatch_in_config_is_refused(images, tmp_path):

@@ -50,16 +50,15 @@ def build_from_run(name: str, *, pretrained: bool = True, weights: str | None = 
     from ..run.backbone import restore_backbone
 
     folder = run_folder_of(name)
-    assert folder is not None
+    if folder is None or not str(folder).strip() or name.strip() == PREFIX:
+        raise ConfigError(f"'backbone': {name!r} does not name a run folder.",
+                          hint="pass run:DIR, DIR being the --out folder of a completed `graftwork fit` run.")
     if not folder.exists():
         raise RunFolderError(f"'backbone': {name!r}: no such run folder ({folder}).",
                              hint="pass the --out folder of a completed `graftwork fit` run, as run:DIR.")
+    _check_task(folder, _task_of(folder))  # before the full read: a generation run is not refused as "incomplete"
     config, _, _, backbone_sd = read_run_folder(folder)
-    task = config.get("task", "classification")
-    if task not in TASKS:
-        raise ConfigError(f"'backbone': {folder} is a {task!r} run, whose model cannot start another fit.",
-                          hint="start from a classification or NER run (`graftwork fit ... --out DIR`), or from "
-                               "a pretrained backbone by name.")
+    _check_task(folder, config.get("task", "classification"))
     _refuse_chains(folder, config)
     if not pretrained:
         return _random_architecture(folder, config)
@@ -69,6 +68,22 @@ def build_from_run(name: str, *, pretrained: bool = True, weights: str | None = 
                              "rebuilt from the run's files; it was not used.",
                              hint="the run folder was edited or damaged: restore it from a copy you trust.")
     return _as_start(backbone, folder, config)
+
+
+def _task_of(folder: Path) -> Any:
+    """The task config.json names, or None when it cannot be read (the full read then says what is wrong)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None
+    return config.get("task", "classification") if isinstance(config, dict) else None
+
+
+def _check_task(folder: Path, task: Any) -> None:
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"'backbone': {folder} is a {task!r} run, whose model cannot start another fit.",
+                          hint="start from a classification or NER run (`graftwork fit ... --out DIR`), or from "
+                               "a pretrained backbone by name.")
 
 
 def _refuse_chains(folder: Path, config: dict[str, Any]) -> None:
