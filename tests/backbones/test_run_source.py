@@ -110,6 +110,15 @@ def test_an_ner_run_can_start_a_classifier_and_back(tmp_path, tiny_bert):
     assert back.config["backbone"]["extra"]["source_run"]["task"] == "classification"
 
 
+def test_a_run_cannot_start_from_the_run_it_would_replace(images, tmp_path):
+    graftwork.fit(images, out=tmp_path / "run", **IMAGE)
+    before = (tmp_path / "run" / "config.json").read_bytes()
+    with pytest.raises(ConfigError, match="output folder of this fit"):
+        graftwork.fit(images, out=tmp_path / "run", force=True, backbone=f"run:{tmp_path / 'run'}",
+                      strategy="frozen")
+    assert (tmp_path / "run" / "config.json").read_bytes() == before
+
+
 def test_random_init_of_a_run_is_its_architecture_untrained(images, tmp_path):
     source = graftwork.fit(images, out=tmp_path / "source", **IMAGE)
     random = build_backbone(f"run:{tmp_path / 'source'}", pretrained=False)

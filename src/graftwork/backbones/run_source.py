@@ -48,6 +48,7 @@ def build_from_run(name: str, *, pretrained: bool = True, weights: str | None = 
     when the run did not store its backbone (a frozen or LoRA run)."""
     from ..run import read_run_folder
     from ..run.backbone import restore_backbone
+    from ..run.lock import held_here
 
     folder = run_folder_of(name)
     if folder is None or not str(folder).strip() or name.strip() == PREFIX:
@@ -56,6 +57,9 @@ def build_from_run(name: str, *, pretrained: bool = True, weights: str | None = 
     if not folder.exists():
         raise RunFolderError(f"'backbone': {name!r}: no such run folder ({folder}).",
                              hint="pass the --out folder of a completed `graftwork fit` run, as run:DIR.")
+    if held_here(folder):  # the --out of the fit that asks for it: it would start from itself, then replace it
+        raise ConfigError(f"'backbone': {name!r} is the output folder of this fit; a run cannot start from the "
+                          "run it replaces.", hint="write the new run to another --out.")
     _check_task(folder, _task_of(folder))  # before the full read: a generation run is not refused as "incomplete"
     config, _, _, backbone_sd = read_run_folder(folder)
     _check_task(folder, config.get("task", "classification"))

@@ -85,6 +85,12 @@ def remove_stale_lock(out: str | Path) -> None:
         os.close(fd)
 
 
+def held_here(out: str | Path) -> bool:
+    """Whether this process holds the lock of ``out``: it is writing that folder right now."""
+    with _guard:
+        return lock_path(out) in _held
+
+
 @contextmanager
 def out_lock(out: str | Path) -> Iterator[Path]:
     """Hold the lock of ``out`` for the block; raise :class:`RunFolderError` if another process holds it."""
