@@ -113,12 +113,13 @@ class Task(ABC):
 
     def export(self, run_dir: str | Path, out: str | Path, request: ExportRequest) -> Exported:
         """Write the run in another form (``request.format``); refused for a form the task has no writer for."""
-        raise self.no_export(request.format or "any form")
+        raise self.no_export(request.format)
 
-    def no_export(self, form: str) -> ConfigError:
+    def no_export(self, form: str | None) -> ConfigError:
+        """The error for an export form this task has no writer for, listing the forms it has."""
         forms = ", ".join(self.export_forms) or "none yet"
-        return ConfigError(f"export --format {form}: not available for {self.name} runs.",
-                           hint=f"{self.name} runs export as: {forms}.")
+        what = f"export --format {form}" if form else "export"
+        return ConfigError(f"{what}: not available for {self.name} runs.", hint=f"{self.name} runs export as: {forms}.")
 
     def report_sections(self, config: dict[str, Any], metrics: dict[str, Any]) -> list[Any]:
         """The sections of this task's ``report.html`` (:mod:`graftwork.report` lays them out); a task with its own
