@@ -143,3 +143,33 @@ def test_two_process_fit_with_real_weights(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run2").iterdir()) == sorted(p.name for p in (tmp_path / "run1").iterdir())
     assert abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 0.075
     assert min(two["test"]["accuracy"], one["test"]["accuracy"]) > 0.5  # well above chance (0.1)
+
+
+@pytest.mark.slow
+def test_fit_interrupted_in_one_process_resumes_on_two(tmp_path):
+    """kill -9 once the first checkpoint is written, then ``--resume`` launched on 2 processes: rank 0 reads the
+    checkpoint and sends it to rank 1, which writes nothing; the run folder is complete and the stage the kill
+    interrupted is finished from its checkpoint, not started again."""
+    import time
+
+    data = _data(tmp_path / "data")
+    audit = tmp_path.parent / f"{tmp_path.name}-audit"
+    audit.mkdir()
+    env = _env(tmp_path, tmp_path / "cache")
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "graftwork", "fit", str(data), "--out", str(run), *FIT],
+                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / ".run.partial" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    assert checkpoint.exists() and not run.exists()
+    done = _run(_torchrun("-m", "graftwork", "fit", "--resume", str(run), "--json"),
+                _env(tmp_path, tmp_path / "cache", audit), tmp_path)
+    assert "resuming at stage 1" in done.stderr
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES and not (tmp_path / ".run.partial").exists()
+    assert not (audit / "rank1.log").exists()
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert json.loads(done.stdout)["test"] == metrics["test"]
