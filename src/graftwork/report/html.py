@@ -1,4 +1,5 @@
-"""The run report: one self-contained HTML file (inline CSS, charts as base64 PNG, no scripts, no links out).
+"""The run report: one self-contained HTML file (inline CSS, charts as base64 PNG or inline SVG, no scripts, no
+links out).
 
 It opens offline in any browser and can be mailed or archived as it is. The page is a jinja2 template
 (``templates/report.html.j2``) with autoescaping, and so is every section (:mod:`.templating`): everything in
@@ -8,8 +9,7 @@ and the ``data:`` images, even if some markup got through. Sections whose data a
 (findings, drift, per-group metrics, the random-init control, ... in older runs) are left out, not shown empty.
 
 Each task supplies its list of sections (``report.classify.sections``, ``report.ner.sections``,
-``report.generate.sections``);
-:func:`render` lays out any such list.
+``report.generate.sections``); :func:`render` lays out any such list.
 """
 
 from __future__ import annotations
