@@ -26,6 +26,7 @@ from torch import nn
 
 from ..backbones.base import Backbone
 from ..errors import ConfigError, RunFolderError
+from .base import Rates, Strategy, TransferNet
 from .freezing import batchnorms, param_groups
 
 ADAPTER_MARK = "lora_"
@@ -223,3 +224,51 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters of ``module``."""
     params = list(module.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+class LoraStrategy(Strategy):
+    """One stage: the LoRA adapters (injected by :meth:`inject`) and the head train together, nothing else.
+
+    Snapshots hold only the adapters and the head: the base weights stay the pretrained ones, and copying them
+    at every improvement would cost what LoRA saves.
+    """
+
+    name = "lora"
+    strict_restore = False
+
+    def __init__(self, rates: Rates, *, r: int = 8, alpha: float = 16, dropout: float = 0.0,
+                 targets: str | list[str] | None = None):
+        self.rates, self.r, self.alpha, self.dropout, self.targets = rates, r, alpha, dropout, targets
+
+    def schedule(self, n_groups: int) -> list[int]:
+        return [n_groups]  # every group is adapted (drift is watched in all of them)
+
+    def inject(self, backbone: Backbone) -> dict[str, str]:
+        spec = apply_lora(backbone, r=self.r, alpha=self.alpha, dropout=self.dropout, targets=self.targets)
+        return {"adapters": spec.describe()}
+
+    def param_groups(self, net: TransferNet, n_unfrozen: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return lora_param_groups(net.backbone, net.head, self.rates.lr, self.rates.weight_decay)
+
+    def train_mode(self, net: TransferNet, n_unfrozen: int) -> None:
+        set_lora_train_mode(net)
+
+    def trained_state(self, net: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in net.state_dict().items() if ADAPTER_MARK in k or k.startswith("head.")}
+
+    def stage_name(self, n_unfrozen: int) -> str:
+        return "lora"
+
+    def stage_label(self, n_unfrozen: int) -> str:
+        return "LoRA adapters and head trainable"
+
+    def describe(self, backbone: Backbone, schedule: list[int]) -> dict[str, str]:
+        names = list(self.targets) if isinstance(self.targets, list) else resolve_targets(backbone, self.targets)
+        kinds: dict[str, int] = {}
+        for name in names:
+            kind = type(backbone.get_submodule(name)).__name__
+            kinds[kind] = kinds.get(kind, 0) + 1
+        spec = LoraSpec(r=self.r, alpha=float(self.alpha), dropout=float(self.dropout), targets=names, kinds=kinds)
+        return {"adapters": spec.describe(),
+                "stages": "probe, then the LoRA adapters and the head trained together",
+                "learning rates": f"head and adapters {self.rates.lr:g}"}

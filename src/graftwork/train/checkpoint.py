@@ -1,0 +1,67 @@
+"""The trainer's checkpoint: one file, written atomically at the end of every epoch and of every stage.
+
+Hand-written rather than ``Accelerator.save_state``: that writes a folder of files one after the other (a crash
+between them leaves a mixed state) and pickles the optimizer, while this is one ``os.replace`` and loads with
+``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts only: nothing executes).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .callbacks import Callback
+
+if TYPE_CHECKING:
+    from .state import Progress
+    from .trainer import StagedTrainer
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 1
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Atomic: written to a temporary file in the same folder, then renamed over the old checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, folder / CHECKPOINT)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(folder: Path) -> dict[str, Any]:
+    return torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+class Checkpointing(Callback):
+    """Saves the trainer's state after every epoch and every stage, from the main process only."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def on_epoch_end(self, trainer: StagedTrainer, state: Progress, row: dict[str, Any]) -> None:
+        self.save(trainer, state, in_stage=True)
+
+    def on_stage_end(self, trainer: StagedTrainer, state: Progress, record: dict[str, Any]) -> None:
+        self.save(trainer, state, in_stage=False)
+
+    def save(self, trainer: StagedTrainer, state: Progress, *, in_stage: bool) -> None:
+        if not trainer.accelerator.is_main_process:
+            return
+        snaps = trainer.snapshots
+        top, eligible = snaps.get("stage_top"), snaps.get("stage_best")
+        extra = {} if eligible is None or eligible is top else {"stage_eligible_net": eligible}
+        save_checkpoint(self.folder, extra | {
+            "format": FORMAT, "progress": asdict(state), "net": trainer.snapshot(copy=False),
+            "best_net": snaps["best"], "stage_best_net": top,
+            "optimizer": trainer.optimizer.state_dict() if in_stage else None,
+            "scheduler": trainer.scheduler.state_dict() if in_stage else None, "rng": torch.get_rng_state()})
