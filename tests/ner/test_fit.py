@@ -35,7 +35,7 @@ def test_gradual_fit_writes_a_complete_run(gradual_run):
     config = json.loads((root / "run" / "config.json").read_text())
     metrics = json.loads((root / "run" / "metrics.json").read_text())
     assert config["task"] == "ner" and config["tags"] == ["O", "B-FRUIT", "I-FRUIT", "B-VEH", "I-VEH"]
-    assert [s["stage"] for s in metrics["stages"]][:2] == ["head (frozen encoder)", "unfreeze 1"]
+    assert [s["stage"] for s in metrics["stages"]][:2] == ["linear probe", "unfreeze 1"]
     assert sum(s["kept"] for s in metrics["stages"]) == 1
     assert set(metrics["test"]["per_type"]) == {"FRUIT", "VEH"} and 0 <= metrics["test"]["f1"] <= 1
     params = metrics["parameters"]
@@ -45,6 +45,10 @@ def test_gradual_fit_writes_a_complete_run(gradual_run):
     kept = next(s for s in metrics["stages"] if s["kept"])
     assert kept["val_f1"] == max(s["val_f1"] for s in metrics["stages"])  # never worse than the head stage
     assert (root / "run" / "backbone.safetensors").is_file() == (kept["unfrozen_groups"] > 0)
+    # the report is written with the run, from what metrics.json holds
+    html = (root / "run" / "report.html").read_text()
+    assert "Entity-level metrics per type" in html and "Representation drift" in html
+    assert metrics["drift"] and metrics["findings"] == [] and all("history" in s for s in metrics["stages"])
 
 
 def test_save_load_round_trip_gives_identical_predictions(gradual_run):
@@ -74,7 +78,7 @@ def test_frozen_and_full(tiny_bert, tmp_path, strategy):
     cfg = FitConfig(task="ner", backbone=str(tiny_bert), strategy=strategy, **FAST)  # type: ignore[arg-type]
     model = run_fit_ner(data, cfg)
     stages = [s["stage"] for s in model.metrics["stages"]]
-    assert stages == (["head (frozen encoder)"] if strategy == "frozen" else ["head (frozen encoder)", "unfreeze 3"])
+    assert stages == (["linear probe"] if strategy == "frozen" else ["linear probe", "unfreeze 3"])
     assert model.metrics["val"]["sentences"] == 10  # val_fraction 0.2 of the sentences held out
 
 

@@ -3,7 +3,10 @@
 * :mod:`.data`: CoNLL / JSONL readers and BIO checks;
 * :mod:`.align`: words to word pieces (labels on first pieces) and back;
 * :mod:`.model`: the token classifier and :class:`NerModel` (predict, evaluate, save, load);
-* :mod:`.train` and :mod:`.fit`: the staged training (frozen, gradual, full) and the ``fit`` pipeline;
+* :mod:`.task`: NER as the staged trainer's task (training rows, token loss, entity F1 on validation);
+* :mod:`.train` and :mod:`.fit`: the linear probe and the fine-tuning stages (frozen, gradual, full, lora on
+  :class:`graftwork.train.StagedTrainer`), and the ``fit`` pipeline; :mod:`.resume`: its resumable state;
+* :mod:`.settings`: the fit settings NER reads, and those it refuses;
 * :mod:`.decode` and :mod:`.metrics`: IOB2-constrained decoding, entity spans, seqeval scores.
 
 >>> from graftwork.ner import NerModel

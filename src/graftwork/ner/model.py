@@ -172,11 +172,22 @@ class NerModel:
 
     # -- persistence ---------------------------------------------------------------------------------------
     def save(self, out: str | Path, *, force: bool = False) -> Path:
-        """Write a run folder; backbone weights only when they differ from the pretrained ones."""
+        """Write a run folder with its ``report.html``; backbone weights only when they differ from the pretrained
+        ones."""
         backbone_sd, adapter = backbone_tensors(self.backbone)
         head_sd = {k: v.detach().cpu() for k, v in self.net.head.state_dict().items()}
         return save_run_folder(out, config=self.config, head=head_sd, metrics=self.metrics, backbone=backbone_sd,
-                               force=force, adapter=adapter)
+                               force=force, adapter=adapter, extra=self._report(out))
+
+    def _report(self, out: str | Path) -> dict[str, str]:
+        from ..report import REPORT, render_report
+
+        try:
+            return {REPORT: render_report(self.metrics, self.config, name=Path(out).name)}
+        except Exception as e:  # a chart that cannot be drawn must not cost the trained model
+            self.console.warn(f"{REPORT} was not written ({type(e).__name__}: {e}); the model is saved. "
+                              f"`graftwork report {out}` tries again.")
+            return {}
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", console: Console = SILENT,

@@ -41,9 +41,8 @@ NER_UNSUPPORTED: dict[str, str] = {
     "trust_remote_code": _GENERATE,
 }
 
-CLASS_WEIGHTS_AUTO = ("off: in tagged text the O tag always outnumbers the entity tags many times over, so the "
-                      "classification rule (on above a 3:1 imbalance) would always switch it on; --class-weights on "
-                      "weights the token loss by inverse tag frequency")
+CLASS_WEIGHTS_AUTO = ("off (auto: O outnumbers the entity tags in any tagged text, so classification's 3:1 rule "
+                      "would always weight; --class-weights on: inverse tag frequency)")
 
 
 def unsupported_settings(cfg: Any) -> list[tuple[str, str]]:

@@ -1,0 +1,98 @@
+"""An NER fit's resumable state, beside its output folder (``.<out>.partial/``, the place every task uses:
+:func:`graftwork.run.provenance.partial_dir`).
+
+It holds ``fit.json`` (the data, the settings and a signature of the sentences and tags, written before any
+training: ``graftwork fit --resume OUT`` reads it), the head stage's result (its weights and record, written
+once it ends, so a resumed fit does not train it again) and the staged trainer's checkpoint of the last epoch
+(:mod:`graftwork.train.checkpoint`). The folder is removed once the run folder is saved.
+
+A resumed fit refuses data that changed since (another signature), and a plain re-run never discards a
+checkpoint without ``--force``, as for classification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..config import FitConfig
+from ..console import Console
+from ..errors import RunFolderError
+from ..run import write_json
+from ..run.provenance import partial_dir
+from ..train import CHECKPOINT, load_checkpoint
+from .data import Sentence
+
+RESUME_FILE = "fit.json"  # the name every task's resume reads (graftwork fit --resume OUT)
+HEAD_WEIGHTS = "head.safetensors"
+HEAD_RECORD = "head_stage.json"
+
+
+def check_partial(out: str | Path, force: bool, resume: bool) -> None:
+    """An interrupted fit's checkpoint is never discarded without ``force``, and a ``.partial`` folder that is
+    not graftwork's is never touched."""
+    partial = partial_dir(out)
+    if resume or not partial.exists():
+        return
+    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
+        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
+                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
+    if (partial / CHECKPOINT).is_file() and not force:
+        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
+                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
+                             "pass --force to start over (its checkpoint is then discarded).")
+
+
+def data_signature(parts: dict[str, list[Sentence]]) -> str:
+    """Identifies the sentences (where each came from, its words and tags) of each split, so that a resumed run
+    trains and selects on the same data."""
+    h = hashlib.sha256()
+    for name, sentences in sorted(parts.items()):
+        for s in sentences:
+            h.update(json.dumps([name, s.origin, s.tokens, s.tags], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def start_partial(out: str | Path, data: str | Path, cfg: FitConfig, *, force: bool, signature: str, resume: bool,
+                  console: Console) -> tuple[Path, dict[str, Any] | None]:
+    """The partial folder, set up for this fit; with ``resume``, the checkpoint to continue from (None when the
+    interrupted fit had not finished an epoch of fine-tuning)."""
+    partial = partial_dir(out)
+    if resume:
+        try:
+            saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunFolderError(f"{partial / RESUME_FILE}: unreadable ({e}); the run cannot be resumed.",
+                                 hint="start it again with `graftwork fit DATA --out DIR --force`.") from None
+        if saved.get("data_signature") != signature:
+            raise RunFolderError(f"{saved.get('data', data)}: the data changed since the interrupted run (sentences "
+                                 "or tags differ), so its checkpoint cannot be resumed.",
+                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
+        return partial, load_checkpoint(partial) if (partial / CHECKPOINT).is_file() else None
+    if partial.exists():  # check_partial let it through: --force, or no checkpoint in it yet
+        console.warn(f"discarding the state of an interrupted run in {partial}")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),
+                                       "force": force, "data_signature": signature})
+    return partial, None
+
+
+def save_head_stage(partial: Path, head: nn.Module, record: dict[str, Any]) -> None:
+    """The head stage's weights and record, so that a resumed fit starts fine-tuning from the same head."""
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(partial / HEAD_WEIGHTS))
+    write_json(partial / HEAD_RECORD, record)
+
+
+def load_head_stage(partial: Path, head: nn.Module) -> dict[str, Any] | None:
+    """Load the saved head stage into ``head``; its record, or None when the interrupted fit had not finished it."""
+    if not ((partial / HEAD_WEIGHTS).is_file() and (partial / HEAD_RECORD).is_file()):
+        return None
+    head.load_state_dict(load_file(str(partial / HEAD_WEIGHTS)))
+    return json.loads((partial / HEAD_RECORD).read_text(encoding="utf-8"))
