@@ -26,8 +26,7 @@ class NerTask(Task):
             console: Console = SILENT, resume: bool = False, callbacks: list[Any] | None = None) -> Any:
         from ..ner.fit import run_fit_ner
 
-        extra = {"callbacks": callbacks} if callbacks else {}
-        return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume, **extra)
+        return run_fit_ner(data, cfg, out=out, force=force, console=console, resume=resume, callbacks=callbacks)
 
     def unsupported_settings(self, cfg: FitConfig) -> list[tuple[str, str]]:
         from ..ner.settings import unsupported_settings
