@@ -46,6 +46,7 @@ def test_generation_report_sections_escaped_with_svg_curves():
     assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # in the finding and in the sample
     header = text[:text.index("<nav>")]
     assert "<td>base, few-shot (k=3)</td>" in header and "<td>fine-tuned (test)</td>" in header
+    assert "Language model fine-tuning" in header
     assert "kept: <b>epoch 1</b>" in header and "strategy: <b>lora</b>" in header
     training = text[text.index('id="training"'):text.index('id="forgetting"')]
     assert training.count("<polyline") == 2 and '<tr class="kept"><td>1</td>' in training

@@ -59,7 +59,7 @@ def results(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
                          None, None, c.get("n")])
     if not rows:
         return None
-    return render("sections/results.html.j2", rows=rows,
+    return render("sections/gen_results.html.j2", rows=rows,
                   headers=["model", "exact match", "ROUGE-L", "chrF", "loss", "perplexity", "examples"])
 
 
