@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from graftwork.backbones import build_backbone
-from graftwork.strategies.finetune import stage_schedule
+from graftwork.strategies.gradual import stage_schedule
 
 Step = Callable[[torch.Tensor, torch.Tensor], float]
 

@@ -202,7 +202,7 @@ def add_trained_looking_adapters(model, r: int, alpha: float) -> None:
 @pytest.fixture
 def count_forwards(monkeypatch):
     """Counts examples that go through any backbone built by fit()."""
-    import graftwork.pipeline as fit_module
+    import graftwork.classify.prepare as fit_module
     from graftwork.backbones import build_backbone
 
     counter = {"examples": 0}

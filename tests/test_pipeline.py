@@ -179,18 +179,17 @@ def test_run_folder_is_as_readable_as_any_new_folder(image_folder, tmp_path):
 
 
 def test_domain_mismatch_makes_auto_unfreeze_longer_or_lower_expectations():
+    from graftwork.classify.planning import adapt_plan_to_mismatch
     from graftwork.config import FitConfig
-    from graftwork.console import SILENT
     from graftwork.diagnostics import Finding
-    from graftwork.pipeline import _adapt_plan_to_mismatch
     from graftwork.strategies import make_plan
 
     far = Finding("domain-mismatch-bn", "high", "far", value=1.8, metric="BN shift")
     cfg = FitConfig()
     deep = make_plan("auto", {"a": 400, "b": 400})
-    _adapt_plan_to_mismatch(deep, cfg, far, SILENT)
+    adapt_plan_to_mismatch(deep, cfg, far)
     assert deep.details["unfreeze patience"] == cfg.unfreeze_patience + 1 and "domain mismatch" in deep.reasons[-1]
     assert cfg.unfreeze_patience == FitConfig().unfreeze_patience  # the saved settings are not changed
     small = make_plan("auto", {"a": 10, "b": 10})
-    _adapt_plan_to_mismatch(small, cfg, far, SILENT)
+    adapt_plan_to_mismatch(small, cfg, far)
     assert small.strategy == "frozen" and "expect lower accuracy" in small.reasons[-1]

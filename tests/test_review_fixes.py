@@ -11,6 +11,7 @@ from graftwork.cli.main import main
 from graftwork.config import FitConfig
 from graftwork.errors import ConfigError, DataError, RunFolderError
 from graftwork.pipeline import partial_dir, resume_fit, run_fit
+from graftwork.train import Callback
 
 from .conftest import make_image_folder
 
@@ -56,11 +57,12 @@ def test_resume_refuses_changed_data(tmp_path):
     data = make_image_folder(tmp_path / "img", per_class=8, classes=("red", "blue"))
     cfg = FitConfig(strategy="full", stage_epochs=2, batch_size=4, **TINY)
 
-    def crash(progress):
-        raise KeyboardInterrupt
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, state, row):
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_fit(data, cfg, out=tmp_path / "run", on_epoch_end=[crash])
+        run_fit(data, cfg, out=tmp_path / "run", callbacks=[Crash()])
     assert (partial_dir(tmp_path / "run") / "checkpoint.pt").exists()
     (data / "red" / "red_0.png").rename(data / "blue" / "was_red.png")
     with pytest.raises(RunFolderError, match="data changed"):

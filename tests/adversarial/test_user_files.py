@@ -25,6 +25,7 @@ from graftwork.demo.run import DemoRow, build_demo
 from graftwork.errors import RunFolderError
 from graftwork.pipeline import partial_dir, run_fit
 from graftwork.run import recover_folder
+from graftwork.train import Callback
 
 from ..conftest import make_image_folder, make_text_rows, write_csv
 from ..ner.conftest import make_sentences, write_conll
@@ -297,17 +298,19 @@ HOLD = textwrap.dedent("""
     from pathlib import Path
     from graftwork.config import FitConfig
     from graftwork.pipeline import run_fit
+    from graftwork.train import Callback
 
     data, out, flag = sys.argv[1:4]
 
-    def wait(progress):  # the fit holds --out's lock here until the test says go
-        Path(flag + ".holding").touch()
-        while not Path(flag + ".go").exists():
-            time.sleep(0.05)
+    class Wait(Callback):  # the fit holds --out's lock here until the test says go
+        def on_epoch_end(self, trainer, state, row):
+            Path(flag + ".holding").touch()
+            while not Path(flag + ".go").exists():
+                time.sleep(0.05)
 
     cfg = FitConfig(backbone="timm:test_efficientnet", pretrained=False, strategy="gradual", unfreeze=1, stage_epochs=1,
                     batch_size=4)
-    run_fit(data, cfg, out=out, on_epoch_end=[wait])
+    run_fit(data, cfg, out=out, callbacks=[Wait()])
 """)
 
 
@@ -337,12 +340,13 @@ def test_two_fits_into_one_out_one_wins_and_nothing_is_lost(tmp_path, imgs, caps
 def test_a_plain_rerun_never_discards_an_interrupted_fits_checkpoint(tmp_path, imgs, capsys):
     out = tmp_path / "run"
 
-    def crash(progress):
-        raise KeyboardInterrupt
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, state, row):
+            raise KeyboardInterrupt
 
     cfg = FitConfig(strategy="gradual", stage_epochs=2, batch_size=4, **TINY_API)  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
-        run_fit(imgs, cfg, out=out, on_epoch_end=[crash])
+        run_fit(imgs, cfg, out=out, callbacks=[Crash()])
     state = tree(partial_dir(out))
     assert "checkpoint.pt" in state
     for strategy in ("gradual", "frozen"):

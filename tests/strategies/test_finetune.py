@@ -8,6 +8,7 @@ import torch
 
 import graftwork
 from graftwork.pipeline import partial_dir, resume_fit
+from graftwork.train import Callback
 
 from ..conftest import make_image_folder
 
@@ -78,15 +79,16 @@ def test_resume_after_a_crash_ends_like_an_uninterrupted_run(folder, tmp_path, s
     settings = TINY | {"strategy": strategy, "stage_epochs": 3, "stage_patience": 3, "seed": 7}
     whole = graftwork.fit(folder, out=tmp_path / "whole", **settings)
 
-    def crash(progress):
-        if progress.stage == 0 and progress.epoch == 2:
-            raise Crash("simulated kill after the checkpoint of the first fine-tuning stage, epoch 2 of 3")
+    class CrashAt(Callback):
+        def on_epoch_end(self, trainer, state, row):
+            if state.stage == 0 and state.epoch == 2:
+                raise Crash("simulated kill after the checkpoint of the first fine-tuning stage, epoch 2 of 3")
 
     from graftwork.config import FitConfig
     from graftwork.pipeline import run_fit
 
     with pytest.raises(Crash):
-        run_fit(folder, FitConfig(**settings), out=tmp_path / "cut", on_epoch_end=[crash])
+        run_fit(folder, FitConfig(**settings), out=tmp_path / "cut", callbacks=[CrashAt()])
     assert not (tmp_path / "cut").exists()
     assert (partial_dir(tmp_path / "cut") / "checkpoint.pt").exists()
     resumed = resume_fit(tmp_path / "cut")

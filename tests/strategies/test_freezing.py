@@ -7,8 +7,9 @@ import torch
 
 from graftwork.backbones import build_backbone
 from graftwork.strategies import LinearHead
-from graftwork.strategies.finetune import TransferNet, stage_schedule
+from graftwork.strategies.base import TransferNet
 from graftwork.strategies.freezing import discriminative_rates, param_groups, set_train_mode, unfreeze_top
+from graftwork.strategies.gradual import stage_schedule
 
 
 @pytest.fixture

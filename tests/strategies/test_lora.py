@@ -16,11 +16,12 @@ from graftwork.backbones.base import fingerprint_module
 from graftwork.cli.main import main
 from graftwork.data import Examples
 from graftwork.errors import ConfigError
-from graftwork.strategies.finetune import FineTuner, FineTuneSettings, Progress, TransferNet
+from graftwork.strategies.base import Rates
 from graftwork.strategies.head import LinearHead
 from graftwork.strategies.inputs import TrainingInputs
 from graftwork.strategies.lora import (
     ADAPTER_MARK,
+    LoraStrategy,
     adapter_parameters,
     apply_lora,
     default_targets,
@@ -29,8 +30,10 @@ from graftwork.strategies.lora import (
     resolve_targets,
 )
 from graftwork.strategies.plan import make_plan
+from graftwork.train import Progress
 
 from ..conftest import WORDS, add_trained_looking_adapters, make_image_folder, make_text_rows, write_csv
+from ..train.tiny import make_trainer
 
 
 def _lora(backbone, targets=None):
@@ -79,13 +82,12 @@ def test_lora_trains_only_adapters_and_head_and_leaves_base_weights(tiny_bert):
     labels = [sorted(WORDS).index(y) for _, y in rows]
     data = TrainingInputs(bb, ex, labels, augment=False, decoded=None)
     head = LinearHead(bb.feature_dim, 2)
-    settings = FineTuneSettings(stage_epochs=2, stage_patience=2, lr=1e-2, lr_ratio=10, lr_decay=0.8,
-                                weight_decay=0.01, batch_size=8, seed=0, lora=True)
-    tuner = FineTuner(TransferNet(bb, head), data, data, settings, device=torch.device("cpu"))
+    tuner = make_trainer(bb, head, data, data, LoraStrategy(Rates(lr=1e-2, weight_decay=0.01)), epochs=2, patience=2,
+                         batch_size=8)
     n_groups = len(bb.layer_groups())
     progress = Progress(schedule=[n_groups], best={"stage": "linear probe", "val_acc": -1.0, "val_loss": math.inf},
                         stages=[{"stage": "linear probe"}])
-    progress = tuner.run(progress)
+    progress = tuner.fit(progress)
     assert progress.stages[1]["stage"] == "lora"
     with_grad = {n for n, p in tuner.net.named_parameters() if p.grad is not None}
     assert with_grad and all(ADAPTER_MARK in n or n.startswith("head.") for n in with_grad)

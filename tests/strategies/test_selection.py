@@ -11,7 +11,8 @@ import torch
 import graftwork
 from graftwork.backbones import build_backbone
 from graftwork.data import Examples
-from graftwork.strategies.finetune import FineTuner, FineTuneSettings, Progress, TransferNet
+from graftwork.strategies.base import Rates
+from graftwork.strategies.full import FullStrategy
 from graftwork.strategies.head import PROBE_CS, LinearHead, fit_probe, select_probe
 from graftwork.strategies.inputs import TrainingInputs, collate_for
 from graftwork.strategies.plan import selection_for
@@ -22,8 +23,10 @@ from graftwork.strategies.selection import (
     simplest_near_best,
     small_validation,
 )
+from graftwork.train import BestStageSelection, Progress, Score
 
 from ..conftest import WORDS, make_text_rows, write_csv
+from ..train.tiny import make_trainer
 from .test_head import blobs
 
 
@@ -106,21 +109,20 @@ def test_a_collapsed_stage_is_not_kept_even_when_more_accurate_on_validation(tin
         head.fc.weight.neg_()
         head.fc.bias.neg_()
     probe_weight = head.fc.weight.detach().clone()
-    settings = FineTuneSettings(stage_epochs=3, stage_patience=3, lr=0.5, lr_ratio=10, lr_decay=0.8,
-                                weight_decay=0.0, batch_size=4, seed=0)
-    tuner = FineTuner(TransferNet(bb, head), train, val, settings, device=torch.device("cpu"))
-    probe = tuner.probe_score()
-    assert probe.val_acc == 0.0
+    trainer = make_trainer(bb, head, train, val, FullStrategy(Rates(lr=0.5, lr_ratio=10, lr_decay=0.8)), epochs=3,
+                           patience=3, batch_size=4)
+    probe = trainer.validate()
+    assert probe.score == 0.0
     progress = Progress(schedule=[len(bb.layer_groups())],
-                        best={"stage": "linear probe", "val_acc": probe.val_acc, "val_loss": probe.val_loss},
-                        stages=[{"stage": "linear probe", "val_acc": probe.val_acc, "val_loss": probe.val_loss}])
-    progress = tuner.run(progress)
+                        best={"stage": "linear probe", "val_acc": probe.score, "val_loss": probe.loss},
+                        stages=[{"stage": "linear probe", "val_acc": probe.score, "val_loss": probe.loss}])
+    progress = trainer.fit(progress)
     stage = progress.stages[1]
     assert max(r["val_acc"] for r in stage["history"]) == 0.5, "the collapsed stage is more accurate"
     assert all("one class" in r["rejected"] for r in stage["history"] if r["val_acc"] == 0.5)
     assert "one class" in stage["rejected"] and not stage["kept"]
     assert progress.best["stage"] == "linear probe"
-    torch.testing.assert_close(tuner.net.head.fc.weight, probe_weight)  # the probe's weights are back
+    torch.testing.assert_close(trainer.net.head.fc.weight, probe_weight)  # the probe's weights are back
 
 
 def test_a_stage_with_a_worse_loss_than_the_probe_is_not_eligible(tiny_bert):
@@ -128,17 +130,16 @@ def test_a_stage_with_a_worse_loss_than_the_probe_is_not_eligible(tiny_bert):
     rows = make_text_rows(per_class=4)
     labels = [sorted(WORDS).index(lab) for _, lab in rows]
     data = _word_inputs(bb, rows, labels)
-    settings = FineTuneSettings(stage_epochs=1, stage_patience=1, lr=1e-3, lr_ratio=10, lr_decay=0.8,
-                                weight_decay=0.0, batch_size=4, seed=0)
-    tuner = FineTuner(TransferNet(bb, LinearHead(bb.feature_dim, 2)), data, data, settings,
-                      device=torch.device("cpu"))
-    score = tuner.validate()
+    trainer = make_trainer(bb, LinearHead(bb.feature_dim, 2), data, data, FullStrategy(Rates(lr=1e-3)), epochs=1,
+                           patience=1, batch_size=4)
+    val = trainer.validate()
+    score = Score(val.score, val.loss)
     progress = Progress(schedule=[1], best={"stage": "linear probe", "val_acc": 0.0, "val_loss": 0.0},
-                        stages=[{"stage": "linear probe", "val_acc": 0.0, "val_loss": score.val_loss - 1e-3}])
-    tuner.last_pred = np.array(labels)  # not collapsed: only the loss counts here
-    assert "worse than the linear probe" in tuner._ineligible(score, progress)
+                        stages=[{"stage": "linear probe", "val_acc": 0.0, "val_loss": val.loss - 1e-3}])
+    val.pred = np.array(labels)  # not collapsed: only the loss counts here
+    assert "worse than the linear probe" in BestStageSelection.ineligible(val, score, progress)
     progress.stages[0]["val_loss"] = math.inf
-    assert tuner._ineligible(score, progress) is None
+    assert BestStageSelection.ineligible(val, score, progress) is None
 
 
 def test_few_shot_fit_selects_by_cross_validation_end_to_end(tmp_path, tiny_bert):

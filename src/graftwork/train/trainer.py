@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from ..console import SILENT, Console
-from ..strategies.base import Strategy
+from ..strategies.base import Strategy, TransferNet
 from .callbacks import Callback
 from .state import Progress, seed_epoch
 from .task import TrainingTask, ValScore
@@ -79,21 +79,27 @@ def make_accelerator(settings: TrainSettings) -> Any:
 class StagedTrainer:
     """Runs the stages of ``state.schedule`` on ``net`` (a :class:`~graftwork.strategies.base.TransferNet`)."""
 
-    def __init__(self, net: nn.Module, task: TrainingTask, strategy: Strategy, settings: TrainSettings, *,
+    def __init__(self, net: TransferNet, task: TrainingTask, strategy: Strategy, settings: TrainSettings, *,
                  callbacks: list[Callback] | None = None, console: Console = SILENT, accelerator: Any = None):
         self.task, self.strategy, self.s = task, strategy, settings
         self.callbacks = list(callbacks or [])
         self.console = console
         self.accelerator = accelerator or make_accelerator(settings)
         self.device: torch.device = self.accelerator.device
-        self.net = net.to(self.device)  # the plain network; ``self.model`` is the one being trained (maybe DDP)
+        self.net: TransferNet = net.to(self.device)  # the plain network; ``self.model`` is the one being trained (maybe DDP)
         self.model: nn.Module = self.net
-        self.optimizer: torch.optim.Optimizer | None = None  # the stage's (plain) optimizer and schedule
+        self._optimizer: torch.optim.Optimizer | None = None  # the stage's (plain) optimizer and schedule
         self.scheduler: Any = None
         self.snapshots: dict[str, dict[str, torch.Tensor]] = {}
         self.last: ValScore | None = None  # the latest validation
 
     # -- what callbacks use ------------------------------------------------------------------------------------
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The current stage's optimizer (plain, not accelerate's wrapper)."""
+        assert self._optimizer is not None, "no stage has started"
+        return self._optimizer
+
     @property
     def score_name(self) -> str:
         return self.task.score_name
@@ -168,7 +174,7 @@ class StagedTrainer:
         self.scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, max(steps, warmup + 1))
         # re-prepared every stage: DDP syncs the parameters that were trainable when it wrapped the model
         self.model = self.accelerator.prepare(self.net)
-        self.optimizer = optimizer
+        self._optimizer = optimizer
         fresh = True
         if resume is not None:
             self.restore(resume["net"])
@@ -189,19 +195,22 @@ class StagedTrainer:
     def _release(self) -> None:
         """Unwrap the trained model (DDP, the autocast wrapper) and drop accelerate's references to the last
         stage's objects, so they do not pile up stage after stage."""
-        if self.model is not self.net or self.optimizer is not None:
+        if self.model is not self.net or self._optimizer is not None:
             self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
             self.accelerator.free_memory()
             self.model = self.net
 
     def _batches_per_epoch(self) -> int:
-        share, bs = len(self.task.train_dataset()) // self.accelerator.num_processes, self.s.batch_size
+        share, bs = self._train_size() // self.accelerator.num_processes, self.s.batch_size
         return share // bs if self._drop_last() else math.ceil(share / bs)
+
+    def _train_size(self) -> int:
+        return len(self.task.train_dataset())  # type: ignore[arg-type]
 
     def _drop_last(self) -> bool:
         """A last batch of a few examples gives noisy BatchNorm statistics and gradients: dropped when there is
         at least one full batch."""
-        return len(self.task.train_dataset()) // self.accelerator.num_processes > self.s.batch_size
+        return self._train_size() // self.accelerator.num_processes > self.s.batch_size
 
     def _epoch(self, state: Progress, record: dict[str, Any], n_unfrozen: int) -> None:
         t0 = time.perf_counter()
@@ -230,11 +239,11 @@ class StagedTrainer:
     def _train_epoch(self, n_unfrozen: int, generator: torch.Generator) -> tuple[float, float]:
         acc = self.accelerator
         data = self.task.train_dataset()
-        order = ShardedOrder(len(data), generator, acc.process_index, acc.num_processes)
+        order = ShardedOrder(self._train_size(), generator, acc.process_index, acc.num_processes)
         loader = DataLoader(data, batch_size=self.s.batch_size, sampler=order, generator=generator,
                             collate_fn=self.task.collate, drop_last=self._drop_last(), num_workers=self.s.workers)
         self.strategy.train_mode(self.net, n_unfrozen)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]] if self.optimizer else []
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
         total, correct, n = 0.0, 0, 0
         window, batches = self.s.gradient_accumulation, len(loader)
         for i, batch in enumerate(loader):

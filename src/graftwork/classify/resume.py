@@ -1,0 +1,80 @@
+"""An interrupted fit's state, kept beside ``--out`` in ``.<name>.partial/``: what is needed to resume it
+(``fit.json``: the data, the settings, a signature of the examples) and the trainer's checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..config import FitConfig
+from ..console import Console
+from ..data import Examples
+from ..errors import RunFolderError
+from ..run import check_out_dir, write_json
+from ..run.provenance import partial_dir
+from ..train import CHECKPOINT, load_checkpoint
+
+RESUME_FILE = "fit.json"
+
+
+def check_out(out: str | Path, data: str | Path, force: bool, resume: bool) -> None:
+    """The output rules (:func:`graftwork.run.check_out_dir`: never the data, inside it or around it; ``force``
+    replaces only a run folder), and an interrupted fit's checkpoint is never discarded without ``force``."""
+    check_out_dir(out, force, data=data)
+    partial = partial_dir(out)
+    if resume or not partial.exists():
+        return
+    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
+        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
+                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
+    if (partial / CHECKPOINT).is_file() and not force:
+        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
+                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
+                             "pass --force to start over (its checkpoint is then discarded).")
+
+
+def data_signature(parts: dict[str, Examples]) -> str:
+    """Identifies the examples and labels of each split, so that a resumed run trains on the same data."""
+    h = hashlib.sha256()
+    for name, ex in sorted(parts.items()):
+        for origin, label in zip(ex.origins, ex.labels, strict=True):
+            h.update(f"{name}\0{origin}\0{label}\n".encode())
+    return h.hexdigest()
+
+
+def start_partial(partial: Path, data: str | Path, cfg: FitConfig, force: bool, signature: str, resume: bool,
+                  console: Console) -> dict[str, Any] | None:
+    """Record what is needed to resume; return the checkpoint to resume from, if any."""
+    if resume:
+        saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        if saved.get("data_signature") != signature:
+            raise RunFolderError(f"{saved['data']}: the data changed since the interrupted run (files or labels "
+                                 "differ), so its checkpoint cannot be resumed.",
+                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
+        if (partial / CHECKPOINT).is_file():
+            return load_checkpoint(partial)
+        return None
+    if partial.exists():  # check_out let it through: --force, or no checkpoint in it yet
+        console.warn(f"discarding the state of an interrupted run in {partial}")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),
+                                       "force": force, "data_signature": signature})
+    return None
+
+
+def saved_fit(out: str | Path) -> tuple[dict[str, Any], FitConfig]:
+    """The interrupted fit's record and settings, or an error saying there is none (or it is damaged)."""
+    partial = partial_dir(out)
+    if not (partial / RESUME_FILE).is_file():
+        raise RunFolderError(f"--resume {out}: no interrupted run to resume (looked for {partial}).",
+                             hint="start it again with `graftwork fit DATA --out DIR`.")
+    try:
+        saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        return saved, FitConfig.from_dict(saved["fit"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise RunFolderError(f"{partial / RESUME_FILE}: damaged ({e}); the run cannot be resumed.",
+                             hint="start it again with `graftwork fit DATA --out DIR`.") from None

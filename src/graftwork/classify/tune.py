@@ -1,0 +1,163 @@
+"""Step 4 of a classification fit: the fine-tuning stages after the linear probe (the strategy, the trainer and
+its callbacks put together; the loop itself is :class:`graftwork.train.StagedTrainer`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backbones.base import Backbone
+from ..config import FitConfig
+from ..console import Console
+from ..data import Examples
+from ..strategies.base import Rates, Strategy, TransferNet, get_strategy
+from ..strategies.drift import PROBE_BATCH, DriftMonitor
+from ..strategies.head import LinearHead
+from ..strategies.inputs import DecodedImages, TrainingInputs
+from ..strategies.lora import has_lora, remove_lora
+from ..strategies.plan import Plan, class_weight_vector
+from ..train import (
+    L2SP,
+    BestStageSelection,
+    Callback,
+    Checkpointing,
+    DriftWatch,
+    EarlyStopping,
+    Progress,
+    StagedTrainer,
+    TrainSettings,
+    UnfreezePatience,
+    WiseFT,
+)
+from .probe import features, refit_head
+from .resume import data_signature, start_partial
+from .state import FitState
+from .task import ClassificationTask
+
+
+def tune(state: FitState) -> FitState:
+    """Train the stages of the plan's strategy (resuming from the checkpoint with ``--resume``), keep the best
+    stage, and recompute the features with the fine-tuned backbone. Nothing to do when the probe is the model."""
+    from ..distributed import processes
+
+    strategy, backbone, cfg, parts = state.strategy, state.backbone, state.cfg, state.parts
+    if strategy is None:
+        return state
+    assert backbone is not None and state.head is not None and state.plan is not None
+    resume = None
+    if state.partial is not None:
+        resume = start_partial(state.partial, state.data, cfg, state.force, data_signature(parts), state.resume,
+                               state.console)
+    resume = processes().broadcast(resume)  # launched on several: rank 0 read the checkpoint
+    strategy.inject(backbone)
+    inputs = training_inputs(backbone, parts, state.feats, state.y, cfg)
+    progress = fine_tune(backbone, state.head, strategy, state.schedule, inputs, state.classes,
+                         parts["train"].class_counts(), cfg, state.plan, state.lp_record, partial=state.partial,
+                         resume=resume, console=state.console, callbacks=state.callbacks,
+                         probe_margin=state.small_val)
+    state.stages = progress.stages
+    kept = progress.best["stage"]
+    if kept == "linear probe" and has_lora(backbone):
+        remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
+    if kept == "linear probe" and state.plan.fine_tunes and cfg.refit:
+        # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
+        state.head, state.selection_val = refit_head(state)
+    if kept != "linear probe" and state.plan.fine_tunes:
+        backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
+        backbone.info.extra["fine_tuned"] = kept
+        backbone.refresh_fingerprint()
+        state.feats = features(backbone, parts, cfg, state.console, [])  # final metrics with the fine-tuned one
+    return state
+
+
+def augments(cfg: FitConfig, backbone: Backbone) -> bool:
+    return cfg.augment if cfg.augment is not None else backbone.modality == "image"
+
+
+def bn_stats_of(cfg: FitConfig) -> str:
+    return cfg.bn_stats if cfg.pretrained else "update"  # random init has no statistics worth keeping
+
+
+def strategy_for(plan: Plan, cfg: FitConfig) -> Strategy:
+    """The strategy of the plan (``frozen`` here means the head on augmented inputs)."""
+    rates = Rates(lr=cfg.lr, lr_ratio=cfg.lr_ratio, lr_decay=cfg.lr_decay, weight_decay=cfg.weight_decay)
+    lora = {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": cfg.lora_targets}
+    return get_strategy(plan.strategy if plan.fine_tunes else "frozen", rates, bn_stats=bn_stats_of(cfg),
+                        unfreeze=cfg.unfreeze, lora=lora)
+
+
+def plan_training(plan: Plan, cfg: FitConfig, backbone: Backbone, strategy: Strategy) -> list[int]:
+    """Write the strategy's stages and rates into the plan; returns the schedule."""
+    schedule = strategy.schedule(len(backbone.layer_groups()))
+    plan.details |= strategy.describe(backbone, schedule)
+    plan.details["augmentation"] = ("random resized crop + horizontal flip" if augments(cfg, backbone) and
+                                    backbone.modality == "image" else "none")
+    epochs, patience = cfg.stage_length(backbone.modality)
+    plan.details["epochs per stage"] = f"up to {epochs}, stopping after {patience} without validation gain"
+    return schedule
+
+
+def training_inputs(backbone: Backbone, parts: dict[str, Examples], feats: dict[str, Any],
+                    labels: dict[str, np.ndarray], cfg: FitConfig) -> dict[str, TrainingInputs]:
+    """The training and validation examples (readable ones only) as model inputs; images decoded once."""
+    pre = backbone.preprocessing
+    decoded = DecodedImages(pre["resize"], pre["interpolation"]) if backbone.modality == "image" else None
+    augment = augments(cfg, backbone)
+    out = {}
+    for name in ("train", "val"):
+        ex = parts[name].subset(np.flatnonzero(feats[name][1]))
+        out[name] = TrainingInputs(backbone, ex, labels[name].tolist(), augment=augment and name == "train",
+                                   decoded=decoded)
+    if decoded is not None and cfg.workers > 0:  # decode once here: worker processes inherit the cache
+        for ds in out.values():
+            for item in ds.items:
+                decoded.get(item)
+    return out
+
+
+def fine_tune(backbone: Backbone, head: LinearHead, strategy: Strategy, schedule: list[int],
+              inputs: dict[str, TrainingInputs], classes: list[str], counts: dict[str, int], cfg: FitConfig,
+              plan: Plan, lp_record: dict[str, Any], *, partial: Path | None, resume: dict[str, Any] | None,
+              console: Console, callbacks: list[Callback] | None, probe_margin: bool = False) -> Progress:
+    """Train the stages of ``schedule``; the network ends with the kept stage's weights (the probe's, if no
+    stage beats it). ``lp_record`` (the probe's stage record) gets the probe's score through the same inputs."""
+    epochs, patience = cfg.stage_length(backbone.modality)
+    settings = TrainSettings(stage_epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, grad_clip=cfg.grad_clip,
+                             bf16=cfg.precision in ("bf16", "auto"), workers=cfg.workers,
+                             gradient_accumulation=cfg.gradient_accumulation, cpu=cfg.device == "cpu")
+    task = ClassificationTask(backbone, inputs["train"], inputs["val"], batch_size=cfg.batch_size,
+                              workers=cfg.workers, label_smoothing=cfg.label_smoothing,
+                              class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None)
+    net = TransferNet(backbone, head)
+    guards: list[Callback] = []
+    probe = task.probe_batch(PROBE_BATCH)
+    trainer = StagedTrainer(net, task, strategy, settings, console=console)
+    if probe is not None:  # created while the network holds the pretrained backbone (also when resuming)
+        # LoRA leaves the base weights untouched: no copy of them is kept (it would cost what LoRA saves)
+        monitor = DriftMonitor(backbone, probe, trainer.device, track_weights=strategy.name != "lora")
+        guards.append(DriftWatch(monitor, backoff=cfg.strategy == "auto", console=console))
+        if cfg.l2sp > 0:
+            guards.append(L2SP(monitor, cfg.l2sp))
+    trainer.callbacks = [
+        BestStageSelection(probe_margin=probe_margin, console=console), EarlyStopping(patience),
+        UnfreezePatience(plan.details.get("unfreeze patience", cfg.unfreeze_patience)), *guards,
+        *([WiseFT(console)] if cfg.wise else []), *([Checkpointing(partial)] if partial is not None else []),
+        *(callbacks or [])]
+    if resume is not None:
+        progress = Progress(**resume["progress"])
+        console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, after epoch {progress.epoch}")
+    else:
+        # score the probe through the same input pipeline as the stages, so that "a stage beats the probe"
+        # compares like with like
+        val = trainer.validate()
+        lp_record |= {"val_acc": val.score, "val_loss": val.loss}
+        progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": val.score,
+                                                     "val_loss": val.loss}, stages=[lp_record],
+                            probe_pred=val.pred.tolist() if probe_margin and val.pred is not None else None)
+    progress = trainer.fit(progress, resume)
+    backbone.cpu()
+    head.cpu()
+    console.info(f"kept: {progress.best['stage']} (val accuracy {progress.best['val_acc']:.4f})")
+    return progress
