@@ -70,7 +70,7 @@ def test_detect_task_tells_tagged_tokens_from_labelled_examples(tmp_path):
 @pytest.mark.parametrize(("task", "setting", "value"), [
     ("ner", "image_size", 96), ("ner", "probe_c", 0.5), ("ner", "groups", "g"), ("ner", "max_new_tokens", 8),
     ("generate", "unfreeze", 2), ("generate", "image_size", 96),
-    ("classify", "max_new_tokens", 8), ("classify", "gradient_accumulation", 4),
+    ("classify", "max_new_tokens", 8), ("classify", "trust_remote_code", True),
 ])
 def test_a_setting_the_task_does_not_read_is_an_error_naming_it(task, setting, value):
     with pytest.raises(ConfigError) as e:
@@ -83,6 +83,7 @@ def test_settings_the_task_reads_are_accepted():
     FitConfig(task="ner", lr=1e-2, stage_epochs=1, batch_size=16, strategy="lora", lora_r=2, seed=3)
     FitConfig(task="ner", cache=False)  # NER keeps no feature cache: "no cache" holds as asked
     FitConfig(task="generate", max_new_tokens=8, gradient_accumulation=2, strategy="lora")
+    FitConfig(task="classify", gradient_accumulation=2)  # the staged trainer accumulates for every task
     assert FitConfig(task="classification", image_size=96).task == "classify"  # a run folder's name for it
 
 

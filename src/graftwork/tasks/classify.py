@@ -15,9 +15,8 @@ from .base import Advice, Exported, ExportRequest, Task, given_settings
 if TYPE_CHECKING:
     from ..config import FitConfig
 
-# settings only a language model reads (graftwork.generate)
-ONLY_FOR_GENERATE = ("max_length", "max_new_tokens", "few_shot", "gradient_checkpointing",
-                     "gradient_accumulation", "trust_remote_code")
+# settings only a language model reads (graftwork.generate); gradient_accumulation is read by the staged trainer
+ONLY_FOR_GENERATE = ("max_length", "max_new_tokens", "few_shot", "gradient_checkpointing", "trust_remote_code")
 
 
 class ClassifyTask(Task):

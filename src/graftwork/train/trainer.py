@@ -92,6 +92,7 @@ class StagedTrainer:
         self.scheduler: Any = None
         self.snapshots: dict[str, dict[str, torch.Tensor]] = {}
         self.last: ValScore | None = None  # the latest validation
+        self.resumed_stage = False  # the current stage continues from a checkpoint taken inside it
 
     # -- what callbacks use ------------------------------------------------------------------------------------
     @property
