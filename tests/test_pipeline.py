@@ -193,3 +193,23 @@ def test_domain_mismatch_makes_auto_unfreeze_longer_or_lower_expectations():
     small = make_plan("auto", {"a": 10, "b": 10})
     adapt_plan_to_mismatch(small, cfg, far)
     assert small.strategy == "frozen" and "expect lower accuracy" in small.reasons[-1]
+
+
+def test_the_plan_is_decided_before_it_is_printed_and_printed_once(image_folder):
+    """The stages and learning rates of a fine-tuning plan belong to the plan: one printed block, before any
+    feature is computed, holding them (and the saved plan holds the same)."""
+    import io
+
+    from graftwork.config import FitConfig
+    from graftwork.console import Console
+    from graftwork.pipeline import run_fit
+
+    out = io.StringIO()
+    cfg = FitConfig(strategy="gradual", unfreeze=1, stage_epochs=1, batch_size=4, **IMAGE)  # type: ignore[arg-type]
+    model = run_fit(image_folder, cfg, console=Console(stream=out))
+    text = out.getvalue()
+    assert text.count("plan: gradual") == 1
+    block = text[text.index("plan: gradual"):]
+    assert block.index("stages: probe, then top 1 group(s) trainable") < block.index("features of")
+    assert text.count("stages: probe") == 1 and text.count("learning rates: head") == 1
+    assert model.config["plan"]["details"]["stages"] == "probe, then top 1 group(s) trainable"
