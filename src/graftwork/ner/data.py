@@ -153,7 +153,9 @@ def read_conll(path: Path, problems: ProblemList) -> list[Sentence]:
         nonlocal bad
         if tokens and not bad:
             sentences.append(Sentence(list(tokens), list(tags), str(path), list(lines)))
-        tokens.clear(), tags.clear(), lines.clear()
+        tokens.clear()
+        tags.clear()
+        lines.clear()
         bad = False
 
     for n, line in enumerate(read_utf8(path).split("\n"), start=1):
@@ -245,7 +247,7 @@ def load_ner_data(path: str | Path, *, skip_bad: bool = False, require_train: bo
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"{root}: no such file or folder.", hint="check the path of your data.")
-    problems, notes = ProblemList(), []
+    problems, notes = ProblemList(), list[str]()
     if root.is_file():
         files = {"train": root}
     else:

@@ -22,6 +22,7 @@ from ..errors import DataError, RunFolderError
 from ..features import resolve_device
 from ..run import read_run_folder, save_run_folder
 from ..run.backbone import backbone_tensors, restore_backbone
+from ..strategies.base import TransferNet
 from .align import chunk_sentences, encode, word_tokenizer
 from .data import Sentence, load_ner_data
 from .decode import constraints, spans, viterbi
@@ -41,13 +42,15 @@ class TokenHead(nn.Module):
         return self.fc(self.dropout(states))
 
 
-class TokenClassifier(nn.Module):
-    """Backbone encoder and token head as one network: ``forward(inputs)`` gives logits ``[batch, pieces, tags]``."""
+class TokenClassifier(TransferNet):
+    """Backbone encoder and token head as one network: ``forward(inputs)`` gives logits ``[batch, pieces, tags]``
+    (a :class:`~graftwork.strategies.base.TransferNet`, so every strategy trains it as it trains a classifier)."""
+
+    backbone: TextBackbone
+    head: TokenHead
 
     def __init__(self, backbone: TextBackbone, num_tags: int):
-        super().__init__()
-        self.backbone = backbone
-        self.head = TokenHead(backbone.feature_dim, num_tags)
+        super().__init__(backbone, TokenHead(backbone.feature_dim, num_tags))
         self.tokenizer = word_tokenizer(backbone.tokenizer)
 
     def states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
