@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from graftwork.generate.collate import collate, epoch_batches, pack_rows
+from graftwork.generate.collate import collate, pack_rows
 from graftwork.generate.data import GenExample
 from graftwork.generate.encode import IGNORE, Formatter
 
@@ -58,8 +58,25 @@ def test_rows_respect_their_length_and_padding_is_never_a_target():
     assert int((batch["labels"] != IGNORE).sum()) == sum(sum(x != IGNORE for x in e.labels) for e in encoded)
 
 
-def test_epoch_order_depends_only_on_seed_and_epoch():
-    _, encoded = _encoded(12)
-    a = [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=2)]
-    assert a == [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=2)]
-    assert a != [[e.origin for e in b] for b in epoch_batches(encoded, 4, seed=1, epoch=3)]
+def test_epoch_batches_depend_only_on_seed_stage_and_epoch():
+    """The generation task's batches come from the staged trainer's loader: one order per (seed, stage, epoch)."""
+    from torch.utils.data import DataLoader
+
+    from graftwork.generate.training import GenerationTask, ValidationSet
+    from graftwork.train.state import seed_epoch
+    from graftwork.train.trainer import ShardedOrder
+
+    tok, encoded = _encoded(12)
+    task = GenerationTask(Formatter(tok), encoded, ValidationSet([], [], []), [], batch_size=4, row_tokens=60,
+                          max_new_tokens=2)
+
+    def batches(epoch: int) -> list[list[str]]:
+        data = task.train_dataset()
+        g = seed_epoch(1, 0, epoch)
+        loader = DataLoader(data, batch_size=4, sampler=ShardedOrder(len(data), g), collate_fn=lambda b: b)
+        return [[e.origin for e in b] for b in loader]
+
+    a = batches(2)
+    assert a == batches(2) and a != batches(3)
+    assert sorted(o for b in a for o in b) == sorted(e.origin for e in encoded)
+    assert task.collate(task.train_dataset().examples[:4])["input_ids"].shape[0] <= 4  # packed rows

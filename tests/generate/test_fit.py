@@ -14,8 +14,10 @@ from graftwork.config import FitConfig
 from graftwork.console import Console
 from graftwork.errors import RunFolderError
 from graftwork.generate import GenerationModel
+from graftwork.generate.data import GenExample
 from graftwork.tasks import fit as run_fit
 from graftwork.tasks import resume as resume_fit
+from graftwork.train import Callback
 
 from .conftest import colour_pairs, write_jsonl
 
@@ -181,3 +183,41 @@ def test_a_second_fit_into_an_out_being_written_is_refused(tmp_path, tiny_lm_dir
         holder.wait()
     assert run_fit(data, _cfg(tiny_lm_dir), out=out).metrics  # free again: the fit goes ahead
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+
+
+class _Rows(Callback):
+    """Records what the staged trainer tells a callback during a generation fit."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.rows: list[dict] = []
+
+    def on_fit_start(self, trainer, state):
+        self.events.append("fit_start")
+
+    def on_stage_start(self, trainer, state):
+        self.events.append(f"stage_start {state.stages[-1]['stage']}")
+
+    def on_epoch_end(self, trainer, state, row):
+        self.events.append(f"epoch {row['epoch']}")
+        self.rows.append(dict(row))
+
+    def on_fit_end(self, trainer, state):
+        self.events.append("fit_end")
+
+
+def test_callbacks_see_every_epoch_live_and_the_kept_epoch_is_the_best_on_validation(tmp_path, tiny_lm_dir):
+    data = _data(tmp_path / "data")
+    rows = _Rows()
+    model = run_fit(data, _cfg(tiny_lm_dir, few_shot=0), callbacks=[rows])
+    assert rows.events == ["fit_start", "epoch 0", "stage_start lora", "epoch 1", "epoch 2", "fit_end"]
+    history = model.metrics["history"]
+    assert [r["epoch"] for r in rows.rows] == [h["epoch"] for h in history] == [0, 1, 2]
+    for seen, kept in zip(rows.rows, history, strict=True):  # each row complete when the callback saw it
+        assert seen["val"] == kept["val"] and seen["sample"] == kept["sample"]
+        assert seen["val_loss"] == kept["val"]["loss"] and seen["val_exact_match"] == kept["sample"]["exact_match"]
+    best = max(history, key=lambda h: (h["sample"]["exact_match"], -h["val"]["loss"]))
+    assert model.metrics["best_epoch"] == best["epoch"]
+    # the model holds the kept epoch's weights: its validation loss is that epoch's
+    val = [GenExample(f"v{i}", "pair", **r) for i, r in enumerate(colour_pairs(6, 1))]
+    assert model.completion_loss(val)["loss"] == pytest.approx(best["val"]["loss"], abs=1e-4)

@@ -109,6 +109,12 @@ def test_the_report_sections_are_the_tasks(tmp_path):
         get_task("generate").report_sections({}, {})
 
 
-def test_generation_refuses_trainer_callbacks_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match="callbacks are not available for --task generate"):
-        get_task("generate").fit(tmp_path / "missing", FitConfig(task="generate"), callbacks=[object()])
+def test_generation_passes_trainer_callbacks_to_its_fit(tmp_path, monkeypatch):
+    """Generation trains on the staged trainer: callbacks reach its fit (a real fit with one: tests/generate)."""
+    import graftwork.generate.fit as gen_fit
+
+    seen = {}
+    monkeypatch.setattr(gen_fit, "run_fit_generate", lambda data, cfg, **kw: seen.update(kw) or "fitted")
+    callback = object()
+    assert get_task("generate").fit(tmp_path / "d", FitConfig(task="generate"), callbacks=[callback]) == "fitted"
+    assert seen["callbacks"] == [callback]

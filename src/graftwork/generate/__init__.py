@@ -6,7 +6,8 @@ One task, one package; each module is one concept (:mod:`graftwork.tasks.generat
 * :mod:`.backbone`: causal LMs from hf:, local folders, .gguf files, the offline SmolLM2 default;
 * :mod:`.encode` and :mod:`.collate`: chat-template formatting, completion-only labels, packed batches
   without cross-example attention;
-* :mod:`.plan` and :mod:`.train`: the plan (lora/full/auto, and why) and the accelerate training loop;
+* :mod:`.plan` and :mod:`.training`: the plan (lora/full/auto, and why) and training on the staged trainer
+  (:class:`graftwork.train.StagedTrainer`, the one every task trains with);
 * :mod:`.metrics`, :mod:`.control`, :mod:`.forgetting`: scores, the untrained base model, the forgetting check;
 * :mod:`.model`, :mod:`.export`, :mod:`.report`, :mod:`.runfolder`: load/predict/evaluate, export, report, files.
 

@@ -13,8 +13,6 @@ PyTorch's ``scaled_dot_product_attention`` has, and the rows here are short (hun
 
 from __future__ import annotations
 
-import random
-
 import torch
 
 from .encode import IGNORE, Encoded
@@ -59,14 +57,6 @@ def collate(examples: list[Encoded], pad_id: int, row_tokens: int) -> dict[str, 
         idx = torch.arange(start, length)
         mask[r, 0, idx, idx] = True  # padding attends to itself only
     return {"input_ids": ids, "labels": labels, "position_ids": pos, "attention_mask": mask}
-
-
-def epoch_batches(examples: list[Encoded], batch_size: int, seed: int, epoch: int) -> list[list[Encoded]]:
-    """The batches of one epoch: a shuffle that depends only on (seed, epoch), so a resumed run sees the same
-    batches as an uninterrupted one."""
-    order = list(range(len(examples)))
-    random.Random(seed * 100_003 + epoch).shuffle(order)
-    return [[examples[i] for i in order[k:k + batch_size]] for k in range(0, len(order), batch_size)]
 
 
 def fixed_batches(examples: list[Encoded], batch_size: int) -> list[list[Encoded]]:

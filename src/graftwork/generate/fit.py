@@ -2,7 +2,7 @@
 
 Steps, each failing early: check the output folder; read the data and tokenise it (every bad line, over-long
 examples included, reported at once); load the base model; plan (printed, with why); train on completion tokens
-(:mod:`.train`); the forgetting check and its remedy (:mod:`.forgetting`); evaluate on test; the control
+on the staged trainer (:mod:`.training`); the forgetting check and its remedy (:mod:`.forgetting`); evaluate on test; the control
 (:mod:`.control`); save the run folder and its report. While it runs, ``.<out>.partial/`` beside the output
 holds the settings and the last epoch's checkpoint, so ``graftwork fit --resume OUT`` continues it.
 """
@@ -23,6 +23,7 @@ from ..console import SILENT, Console
 from ..errors import DataError, RunFolderError
 from ..resources import peak_memory
 from ..run.provenance import partial_dir
+from ..train import Callback, StagedTrainer, TrainSettings
 from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
 from .data import GenExample, GenSplits, load_generation_data, raise_problems
@@ -31,10 +32,11 @@ from .forgetting import choose_scale, forgetting_finding, reference_examples
 from .model import GenerationModel
 from .plan import generate_plan
 from .runconfig import run_config
-from .train import GenTrainer, TrainSettings, ValidationSet
+from .training import GenerationTask, Trained, ValidationSet, train_model
 
 RESUME_FILE = "fit.json"
 SAMPLE = 16  # validation prompts generated every epoch: enough to see exact match move, cheap on a CPU
+WARMUP_FRACTION = 0.05  # of the optimizer steps: the adapters start at zero, a long warm-up only wastes steps
 
 
 def _hold_out(splits: GenSplits, cfg: FitConfig, console: Console) -> tuple[list[GenExample], list[GenExample]]:
@@ -68,12 +70,11 @@ def _build(lm: LoadedLM, plan: dict[str, Any], cfg: FitConfig) -> Any:
 
 
 def _settings(cfg: FitConfig, plan: dict[str, Any], device: torch.device) -> TrainSettings:
+    """How the staged trainer steps: one stage of the plan's epochs, a short warm-up, bf16 on CUDA."""
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    return TrainSettings(epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"],
-                         weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-                         accumulation=cfg.gradient_accumulation, seed=cfg.seed,
-                         mixed_precision="bf16" if bf16 else "no", cpu=device.type != "cuda",
-                         row_tokens=max(cfg.max_length, 256), max_new_tokens=plan["sample_new_tokens"])
+    return TrainSettings(stage_epochs=plan["epochs"], batch_size=plan["batch_size"], seed=cfg.seed,
+                         grad_clip=cfg.grad_clip, warmup_fraction=WARMUP_FRACTION, bf16=bf16,
+                         gradient_accumulation=cfg.gradient_accumulation, cpu=device.type != "cuda")
 
 
 def _sample(formatter: Formatter, val: list[GenExample], max_new_tokens: int) -> tuple[ValidationSet, int]:
@@ -111,36 +112,39 @@ def _start(out: str | Path | None, data: str | Path, cfg: FitConfig, force: bool
 
 
 def run_fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, force: bool = False,
-                     console: Console = SILENT, resume: bool = False) -> GenerationModel:
+                     console: Console = SILENT, resume: bool = False,
+                     callbacks: list[Callback] | None = None) -> GenerationModel:
     """Fine-tune a causal LM on ``data``; save the run to ``out`` when given.
 
     ``out`` follows the output rules of every fit (:func:`graftwork.run.check_out_dir`), and its lock is held for
-    the whole fit, so that a second fit into the same ``out`` is refused."""
+    the whole fit, so that a second fit into the same ``out`` is refused. ``callbacks``: more trainer callbacks
+    (after the task's own), e.g. experiment tracking; they see every epoch row, epoch 0 (the base model) first."""
     if out is None:
-        return _fit_generate(data, cfg, out=None, force=force, console=console, resume=resume)
+        return _fit_generate(data, cfg, out=None, force=force, console=console, resume=resume, callbacks=callbacks)
     from ..run import check_out_dir, out_lock, recover_folder
 
     if not resume:
         check_out_dir(out, force, data=data)  # before the lock: a refused --out (inside the data) gets no lock file
     with out_lock(out):
         recover_folder(out, locked=True)
-        return _fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)
+        return _fit_generate(data, cfg, out=out, force=force, console=console, resume=resume, callbacks=callbacks)
 
 
 def _fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool, console: Console,
-                  resume: bool) -> GenerationModel:
-    """:func:`_fit_generate_steps` with ``--log-to``'s trackers open around it; the epochs are recorded from
-    the run's history when it ends (this trainer takes no callbacks)."""
+                  resume: bool, callbacks: list[Callback] | None) -> GenerationModel:
+    """:func:`_fit_generate_steps` with ``--log-to``'s trackers open around it (settings, epochs as they end,
+    findings, run folder)."""
     from ..tracking import fit_session
 
     with fit_session(cfg, out, console) as tracking:
-        model = _fit_generate_steps(data, cfg, out=out, force=force, console=console, resume=resume)
+        model = _fit_generate_steps(data, cfg, out=out, force=force, console=console, resume=resume,
+                                    callbacks=[*(callbacks or []), *tracking.callbacks])
         tracking.finish(model.metrics, model.config, out)
     return model
 
 
 def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | None, force: bool,
-                        console: Console, resume: bool) -> GenerationModel:
+                        console: Console, resume: bool, callbacks: list[Callback]) -> GenerationModel:
     """:func:`run_fit_generate`'s steps, once ``out`` has been checked and locked."""
     started = time.perf_counter()
     if resume and out is not None and not (partial_dir(out) / RESUME_FILE).is_file():
@@ -169,19 +173,18 @@ def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | N
     vset, sample_tokens = _sample(formatter, val_ex, cfg.max_new_tokens)
     vset.encoded = val
     plan["sample_new_tokens"] = sample_tokens
-    reference = encode_all(formatter, reference_examples(), cfg.max_length, [])
-    trainer = GenTrainer(model, formatter, train, vset, reference, _settings(cfg, plan, device),
-                         checkpoint_dir=partial, console=console)
-    state = GenTrainer.restore(model, partial) if resume and partial is not None else None
-    if resume and state is not None:
-        console.info(f"resuming after epoch {state['epoch']}")
-    result = trainer.run(state)
-    model = trainer.model
-    findings, lora_scale = _forgetting(model, trainer, result, plan)
+    settings = _settings(cfg, plan, device)
+    task = GenerationTask(formatter, train, vset, encode_all(formatter, reference_examples(), cfg.max_length, []),
+                          batch_size=settings.batch_size, row_tokens=max(cfg.max_length, 256),
+                          max_new_tokens=sample_tokens)
+    result, trainer = train_model(model, task, strategy=plan["strategy"], lr=plan["lr"],
+                                  weight_decay=cfg.weight_decay, settings=settings, partial=partial, resume=resume,
+                                  console=console, callbacks=callbacks)
+    findings, lora_scale = _forgetting(trainer, result, plan)
     gm = GenerationModel(model, formatter.tokenizer, {}, {})
     gm.config = run_config(cfg, lm, plan, data, lora_scale)
     metrics = _metrics(gm, cfg, splits, train_ex, val_ex, test_ex, result, plan, findings, sample_tokens)
-    metrics["memory"] = peak_memory(device)
+    metrics["memory"] = peak_memory(trainer.device)
     metrics["timing"] = {"total_s": round(time.perf_counter() - started, 3), "train_s": result.seconds}
     gm.metrics = metrics
     model.cpu()
@@ -192,23 +195,22 @@ def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | N
     return gm
 
 
-def _forgetting(model: Any, trainer: GenTrainer, result: Any, plan: dict[str, Any]) -> tuple[list[Any], float]:
+def _forgetting(trainer: StagedTrainer, result: Trained, plan: dict[str, Any]) -> tuple[list[Any], float]:
+    """The forgetting finding; with LoRA and a warning, the adapters scaled to the best validation score."""
     finding = forgetting_finding(result.history, result.best_epoch)
     findings = [finding] if finding else []
     scale = 1.0
     if finding is not None and finding.severity != "info" and plan["strategy"] == "lora":
-        def score(m: Any) -> float:
-            row = trainer.evaluate_epoch()
-            return GenTrainer.score(row)[0] * 1000 + GenTrainer.score(row)[1]
-
-        scale, tried = choose_scale(model, score)
+        task: GenerationTask = trainer.task  # type: ignore[assignment]
+        with trainer.accelerator.autocast():
+            scale, tried = choose_scale(trainer.net, lambda m: task.selection_score(m, trainer.device))
         finding.details["lora_scales_tried"] = tried
         finding.details["lora_scale"] = scale
     return findings, scale
 
 
 def _metrics(gm: GenerationModel, cfg: FitConfig, splits: GenSplits, train_ex: list[GenExample],
-             val_ex: list[GenExample], test_ex: list[GenExample], result: Any, plan: dict[str, Any],
+             val_ex: list[GenExample], test_ex: list[GenExample], result: Trained, plan: dict[str, Any],
              findings: list[Any], sample_tokens: int) -> dict[str, Any]:
     metrics: dict[str, Any] = {"task": "generate", "history": result.history, "best_epoch": result.best_epoch,
                                "data": splits.summary() | {"fit_split": {"train": len(train_ex), "val": len(val_ex)}},

@@ -29,10 +29,8 @@ class GenerateTask(Task):
             console: Console = SILENT, resume: bool = False, callbacks: list[Any] | None = None) -> Any:
         from ..generate.fit import run_fit_generate
 
-        if callbacks:  # its training loop (generate.train) is not the staged trainer yet: it has no hooks to call
-            raise ConfigError("trainer callbacks are not available for --task generate yet.",
-                              hint="fit without callbacks; the run's metrics.json holds every epoch's scores.")
-        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume)
+        return run_fit_generate(data, cfg, out=out, force=force, console=console, resume=resume,
+                                callbacks=callbacks)
 
     def unsupported_settings(self, cfg: FitConfig) -> list[tuple[str, str]]:
         from ..generate.settings import unsupported_settings

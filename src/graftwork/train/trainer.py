@@ -210,7 +210,10 @@ class StagedTrainer:
 
     def _drop_last(self) -> bool:
         """A last batch of a few examples gives noisy BatchNorm statistics and gradients: dropped when there is
-        at least one full batch."""
+        at least one full batch. A task whose network has no BatchNorm (a language model) may keep it with
+        ``drop_last = False``, so that every example trains every epoch."""
+        if not getattr(self.task, "drop_last", True):
+            return False
         return self._train_size() // self.accelerator.num_processes > self.s.batch_size
 
     def _epoch(self, state: Progress, record: dict[str, Any], n_unfrozen: int) -> None:
