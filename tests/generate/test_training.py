@@ -7,7 +7,7 @@ import torch
 from graftwork.generate.data import GenExample
 from graftwork.generate.encode import Formatter
 from graftwork.generate.training import GenerationTask, ValidationSet, train_model
-from graftwork.train import TrainSettings, load_checkpoint
+from graftwork.train import Callback, TrainSettings, load_checkpoint
 
 from .conftest import colour_pairs, make_model, make_tokenizer
 
@@ -44,3 +44,26 @@ def test_every_example_trains_every_epoch_and_the_checkpoint_holds_only_the_trai
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     assert result.best_epoch >= 1  # training lowered the validation loss: a trained epoch is kept ...
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.layers.1."))  # ... with its weights
+
+
+def test_without_validation_data_the_last_epoch_is_kept(tmp_path):
+    task, f = _task(8, 4)
+    task.val = ValidationSet([], [], [])
+    model = make_model(len(f.tokenizer))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("model.layers.1."))
+    settings = TrainSettings(stage_epochs=2, batch_size=4, seed=0, cpu=True)
+    snaps: list[dict[str, torch.Tensor]] = []
+
+    class Snap(Callback):
+        def on_epoch_end(self, trainer, state, row):
+            snaps.append(trainer.snapshot())
+
+    result, _ = train_model(model, task, strategy="full", lr=1e-2, weight_decay=0.0, settings=settings,
+                            partial=None, resume=False, callbacks=[Snap()])
+    assert result.best_epoch == 2 and [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert all("val_loss" not in h and "val_exact_match" not in h for h in result.history)  # nothing measured
+    assert len(snaps) == 3  # epoch 0 (before training), 1, 2
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in snaps[-1].items())  # the last epoch's weights ...
+    assert any(not torch.equal(after[k], v) for k, v in snaps[1].items())  # ... not an earlier one's

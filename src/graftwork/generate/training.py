@@ -187,10 +187,10 @@ class CausalLMStrategy(Strategy):
         return "LoRA adapters trainable" if self.name == "lora" else "every weight trainable"
 
 
-def base_record(row: dict[str, Any]) -> dict[str, Any]:
+def base_record(row: dict[str, Any], val: ValScore) -> dict[str, Any]:
     """The stage record of epoch 0 (the model before training): what every epoch is compared with."""
     return {"stage": BASE, "unfrozen_groups": 0, "history": [row], "trainable_params": 0, "best_epoch": 0,
-            SCORE: row[SCORE], "val_loss": row["val_loss"]}
+            SCORE: val.score, "val_loss": val.loss}
 
 
 class EpochDetails(Callback):
@@ -277,9 +277,9 @@ def train_model(model: nn.Module, task: GenerationTask, *, strategy: str, lr: fl
         console.info(f"resuming after epoch {sum(len(s['history']) for s in progress.stages[1:])}")
     else:
         val = trainer.validate()
-        row = {"epoch": 0, "val_loss": val.loss, SCORE: val.score} | task.details
+        row = ({"epoch": 0, "val_loss": val.loss, SCORE: val.score} if task.validated else {"epoch": 0}) | task.details
         console.info(epoch_line(row))
-        progress = Progress(schedule=plan_strategy.schedule(1), stages=[base_record(row)],
+        progress = Progress(schedule=plan_strategy.schedule(1), stages=[base_record(row, val)],
                             best={"stage": BASE, SCORE: val.score, "val_loss": val.loss})
     started = time.perf_counter()
     progress = trainer.fit(progress, checkpoint)
