@@ -69,6 +69,23 @@ def test_resume_refuses_changed_data(tmp_path):
         resume_fit(tmp_path / "run")
 
 
+def test_resume_of_a_fit_given_a_relative_data_path(tmp_path, monkeypatch):
+    """fit.json records the data's absolute path: the resumed fit names its examples as the first one did."""
+    make_image_folder(tmp_path / "img", per_class=8, classes=("red", "blue"))
+    monkeypatch.chdir(tmp_path)
+    cfg = FitConfig(strategy="full", stage_epochs=2, batch_size=4, **TINY)
+
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, state, row):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fit("img", cfg, out="run", callbacks=[Crash()])
+    model = resume_fit("run")
+    assert (tmp_path / "run" / "config.json").is_file() and not partial_dir(tmp_path / "run").exists()
+    assert model.metrics["stages"][-1]["history"]
+
+
 def test_frozen_with_augment_trains_the_head_on_augmented_images(image_folder, tmp_path):
     model = graftwork.fit(image_folder, out=tmp_path / "run", strategy="frozen", augment=True, stage_epochs=2,
                           batch_size=4, **TINY)

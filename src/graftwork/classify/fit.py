@@ -23,7 +23,7 @@ from ..distributed import processes
 from ..errors import ConfigError
 from ..model import TransferModel
 from ..run import check_out_dir, out_lock, recover_folder
-from ..run.provenance import partial_dir
+from ..run.provenance import data_path, partial_dir
 from ..tracking import fit_session
 from ..train import Callback
 from .evaluate import check, evaluate
@@ -45,6 +45,7 @@ def run_fit(data: str | Path, cfg: FitConfig, *, out: str | Path | None = None, 
     ``out`` is checked before any work, and again (:func:`.resume.check_out`) once its lock is held, for the
     whole fit.
     """
+    data = data_path(data)  # resumable whatever the working folder and spelling
     if cfg.task != "classify":  # every task's fit is found by graftwork.tasks (graftwork.fit, the CLI)
         raise ConfigError(f"run_fit trains classifiers; task={cfg.task!r} is trained by its own task.",
                           hint="use graftwork.fit(...) or graftwork.tasks.get_task(cfg.task).fit(...).")

@@ -22,7 +22,7 @@ from ..config import FitConfig
 from ..console import SILENT, Console
 from ..errors import DataError, RunFolderError
 from ..resources import peak_memory
-from ..run.provenance import partial_dir
+from ..run.provenance import data_path, partial_dir
 from ..train import Callback, StagedTrainer, TrainSettings
 from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
@@ -119,6 +119,7 @@ def run_fit_generate(data: str | Path, cfg: FitConfig, *, out: str | Path | None
     ``out`` follows the output rules of every fit (:func:`graftwork.run.check_out_dir`), and its lock is held for
     the whole fit, so that a second fit into the same ``out`` is refused. ``callbacks``: more trainer callbacks
     (after the task's own), e.g. experiment tracking; they see every epoch row, epoch 0 (the base model) first."""
+    data = data_path(data)  # resumable whatever the working folder and spelling
     if out is None:
         return _fit_generate(data, cfg, out=None, force=force, console=console, resume=resume, callbacks=callbacks)
     from ..run import check_out_dir, out_lock, recover_folder

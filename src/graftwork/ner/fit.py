@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError, Problem, RunFolderError
 from ..features import resolve_device
 from ..resources import cost_line, parameter_counts, peak_memory
 from ..run import check_out_dir, out_lock, recover_folder
-from ..run.provenance import library_versions
+from ..run.provenance import data_path, library_versions
 from ..strategies.base import Rates, Strategy, get_strategy
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
@@ -118,6 +118,7 @@ def run_fit_ner(data: str | Path, cfg: FitConfig, *, out: str | Path | None = No
     whole fit so that a second fit into the same ``out`` is refused. While fine-tuning, the resumable state
     lives beside ``out`` (:mod:`.resume`); ``resume`` continues it. ``callbacks``: more trainer callbacks (after
     the standard ones), e.g. experiment tracking."""
+    data = data_path(data)  # resumable whatever the working folder and spelling
     _check_settings(cfg)
     if out is None:
         if resume:

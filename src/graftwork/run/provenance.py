@@ -10,6 +10,12 @@ from pathlib import Path
 CLASSIFY_LIBRARIES = ("torch", "torchvision", "timm", "transformers", "safetensors", "scikit-learn")
 
 
+def data_path(data: str | Path) -> Path:
+    """The data's absolute path, as every fit records and reads it: a fit started with a relative path and
+    resumed from its saved (absolute) path then names its examples the same way, so its data signature matches."""
+    return Path(data).expanduser().absolute()
+
+
 def partial_dir(out: str | Path) -> Path:
     """``.NAME.partial`` beside the run folder ``out``: an interrupted fit's checkpoint and settings."""
     path = Path(out).expanduser().absolute()
