@@ -12,12 +12,13 @@ from ..backbones.base import Backbone
 from ..config import FitConfig
 from ..console import Console
 from ..data import Examples
-from ..strategies.base import Rates, Strategy, TransferNet, get_strategy
+from ..strategies.base import Rates, Strategy, TransferNet
 from ..strategies.drift import PROBE_BATCH, DriftMonitor
 from ..strategies.head import LinearHead
 from ..strategies.inputs import DecodedImages, TrainingInputs
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import Plan, class_weight_vector
+from ..strategies.registry import get_strategy
 from ..train import (
     L2SP,
     BestStageSelection,

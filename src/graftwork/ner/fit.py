@@ -32,9 +32,10 @@ from ..features import resolve_device
 from ..resources import cost_line, parameter_counts, peak_memory
 from ..run import check_out_dir, out_lock, recover_folder
 from ..run.provenance import data_path, library_versions
-from ..strategies.base import Rates, Strategy, get_strategy
+from ..strategies.base import Rates, Strategy
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
+from ..strategies.registry import get_strategy
 from ..train import Callback, StagedTrainer
 from .align import WORD_PATTERN
 from .data import NerSplits, Sentence, hold_out, load_ner_data, mention_counts, tag_list

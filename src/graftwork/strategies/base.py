@@ -78,23 +78,3 @@ class Strategy(ABC):
     def describe(self, backbone: Backbone, schedule: list[int]) -> dict[str, str]:
         """Plan details: the stages and their learning rates, as printed and saved with the run."""
         return {}
-
-
-def get_strategy(name: str, rates: Rates, *, bn_stats: str = "pretrained", unfreeze: int | None = None,
-                 lora: dict[str, Any] | None = None) -> Strategy:
-    """The strategy a plan names: ``frozen`` (the head alone, on augmented inputs), ``gradual``, ``full`` or
-    ``lora`` (``lora``: the keyword arguments of :class:`.lora.LoraStrategy`)."""
-    from .frozen import FrozenStrategy
-    from .full import FullStrategy
-    from .gradual import GradualStrategy
-    from .lora import LoraStrategy
-
-    if name == "lora":
-        return LoraStrategy(rates, **(lora or {}))
-    if name == "full":
-        return FullStrategy(rates, bn_stats=bn_stats, unfreeze=unfreeze)
-    if name == "gradual":
-        return GradualStrategy(rates, bn_stats=bn_stats, unfreeze=unfreeze)
-    if name == "frozen":
-        return FrozenStrategy(rates)
-    raise ValueError(f"no fine-tuning strategy {name!r}")
