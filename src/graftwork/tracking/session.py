@@ -7,8 +7,9 @@ A task's fit uses it as::
         model = fit(..., callbacks=[*callbacks, *tracking.callbacks])
         tracking.finish(model.metrics, model.config)
 
-A trainer that takes no callbacks still gets its epochs recorded: :meth:`FitSession.finish` replays the epoch
-rows of ``metrics["stages"]`` (or a generation run's ``metrics["history"]``) when none was logged live. A tracker
+Every task's trainer logs its epochs live through :class:`TrackingCallback`; should none have been logged (a fit
+that ended before its first epoch row), :meth:`FitSession.finish` replays the epoch rows of ``metrics["stages"]``
+(or a generation run's ``metrics["history"]``). A tracker
 that fails while the fit runs (a tracking server gone away) is dropped with a warning: the fit and its run folder
 matter more than its record. Only the main process of a distributed fit tracks.
 """
