@@ -16,24 +16,14 @@ from ..errors import RunFolderError
 from ..run import check_out_dir, write_json
 from ..run.provenance import partial_dir
 from ..train import CHECKPOINT, load_checkpoint
-
-RESUME_FILE = "fit.json"
+from ..train.checkpoint import RESUME_FILE, check_partial
 
 
 def check_out(out: str | Path, data: str | Path, force: bool, resume: bool) -> None:
     """The output rules (:func:`graftwork.run.check_out_dir`: never the data, inside it or around it; ``force``
     replaces only a run folder), and an interrupted fit's checkpoint is never discarded without ``force``."""
     check_out_dir(out, force, data=data)
-    partial = partial_dir(out)
-    if resume or not partial.exists():
-        return
-    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
-        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
-                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
-    if (partial / CHECKPOINT).is_file() and not force:
-        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
-                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
-                             "pass --force to start over (its checkpoint is then discarded).")
+    check_partial(out, force, resume)
 
 
 def data_signature(parts: dict[str, Examples]) -> str:

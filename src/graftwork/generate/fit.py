@@ -24,6 +24,7 @@ from ..errors import DataError, RunFolderError
 from ..resources import peak_memory
 from ..run.provenance import data_path, partial_dir
 from ..train import Callback, StagedTrainer, TrainSettings
+from ..train.checkpoint import RESUME_FILE
 from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
 from .data import GenExample, GenSplits, load_generation_data, raise_problems
@@ -34,7 +35,6 @@ from .plan import generate_plan
 from .runconfig import run_config
 from .training import GenerationTask, Trained, ValidationSet, train_model
 
-RESUME_FILE = "fit.json"
 SAMPLE = 16  # validation prompts generated every epoch: enough to see exact match move, cheap on a CPU
 WARMUP_FRACTION = 0.05  # of the optimizer steps: the adapters start at zero, a long warm-up only wastes steps
 

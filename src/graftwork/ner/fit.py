@@ -37,11 +37,12 @@ from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
 from ..strategies.registry import get_strategy
 from ..train import Callback, StagedTrainer
+from ..train.checkpoint import check_partial
 from .align import WORD_PATTERN
 from .data import NerSplits, Sentence, hold_out, load_ner_data, mention_counts, tag_list
 from .metrics import MODE
 from .model import NerModel, TokenClassifier
-from .resume import check_partial, data_signature, load_head_stage, save_head_stage, start_partial
+from .resume import data_signature, load_head_stage, save_head_stage, start_partial
 from .settings import CLASS_WEIGHTS_AUTO, unsupported_settings
 from .task import NerTask, tag_weights
 from .train import HEAD_EPOCHS, fine_tune, head_stage, rescore_probe, train_settings

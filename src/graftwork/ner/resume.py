@@ -27,26 +27,11 @@ from ..errors import RunFolderError
 from ..run import write_json
 from ..run.provenance import partial_dir
 from ..train import CHECKPOINT, load_checkpoint
+from ..train.checkpoint import RESUME_FILE
 from .data import Sentence
 
-RESUME_FILE = "fit.json"  # the name every task's resume reads (graftwork fit --resume OUT)
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_RECORD = "head_stage.json"
-
-
-def check_partial(out: str | Path, force: bool, resume: bool) -> None:
-    """An interrupted fit's checkpoint is never discarded without ``force``, and a ``.partial`` folder that is
-    not graftwork's is never touched."""
-    partial = partial_dir(out)
-    if resume or not partial.exists():
-        return
-    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
-        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
-                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
-    if (partial / CHECKPOINT).is_file() and not force:
-        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
-                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
-                             "pass --force to start over (its checkpoint is then discarded).")
 
 
 def data_signature(parts: dict[str, list[Sentence]]) -> str:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..errors import RunFolderError
+from ..run.provenance import partial_dir
 from .callbacks import Callback
 
 if TYPE_CHECKING:
@@ -23,6 +25,22 @@ if TYPE_CHECKING:
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
+RESUME_FILE = "fit.json"  # beside the checkpoint: the data and settings `graftwork fit --resume OUT` restarts with
+
+
+def check_partial(out: str | Path, force: bool, resume: bool) -> None:
+    """Before a fit into ``out``: an interrupted fit's checkpoint is never discarded without ``force``, and a
+    ``.partial`` folder that is not graftwork's is never touched (every task's fit calls this)."""
+    partial = partial_dir(out)
+    if resume or not partial.exists():
+        return
+    if not (partial / RESUME_FILE).is_file() and (partial.is_symlink() or any(partial.iterdir())):
+        raise RunFolderError(f"--out {out}: {partial} exists and is not the state of an interrupted graftwork "
+                             "fit; nothing was changed.", hint="move it away, or choose another --out.")
+    if (partial / CHECKPOINT).is_file() and not force:
+        raise RunFolderError(f"--out {out}: an interrupted fit into this folder left a checkpoint ({partial}); "
+                             "nothing was discarded.", hint=f"continue it with `graftwork fit --resume {out}`, or "
+                             "pass --force to start over (its checkpoint is then discarded).")
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
