@@ -118,10 +118,15 @@ def write_report(run_dir: str | Path, metrics: dict[str, Any] | None = None,
         metrics = loaded_metrics if metrics is None else metrics
         config = loaded_config if config is None else config
     target = Path(out).expanduser() if out is not None else run_dir / REPORT
-    target.parent.mkdir(parents=True, exist_ok=True)
     metrics, config = mapping(metrics), mapping(config)
     chosen = sections_for(config, metrics) if sections is None else sections
-    text = render(config, metrics, chosen, name=run_dir.resolve().name or None)
+    write_text(target, render(config, metrics, chosen, name=run_dir.resolve().name or None))
+    return target
+
+
+def write_text(target: Path, text: str) -> None:
+    """Write a report atomically: a temporary file beside ``target``, then renamed over it (every task's report)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -130,7 +135,6 @@ def write_report(run_dir: str | Path, metrics: dict[str, Any] | None = None,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
 
 
 def read_run_json(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,18 +89,7 @@ class GenerateTask(Task):
 
             raise RunFolderError(f"{metrics_file}: damaged JSON ({e}).", hint="re-run `graftwork fit`.") from None
         target = Path(out).expanduser() if out is not None else root / "report.html"
-        _write_text(target, render_report(config, metrics if isinstance(metrics, dict) else {}))
+        from ..report.html import write_text
+
+        write_text(target, render_report(config, metrics if isinstance(metrics, dict) else {}))
         return target
-
-
-def _write_text(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically (a temporary file beside it, then renamed)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
