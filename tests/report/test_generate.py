@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from graftwork.generate.report import render_report as render_generation
 from graftwork.report import generate, render_report, sections_for
 from graftwork.report.generate import line_chart
 
@@ -37,7 +36,7 @@ def synthetic_generation() -> tuple[dict, dict]:
 
 def test_generation_report_sections_escaped_with_svg_curves():
     metrics, config = synthetic_generation()
-    text = render_generation(config, metrics)
+    text = render_report(metrics, config)
     assert text == render_report(metrics, config), "the task's sections are found from config.json"
     doc = check_self_contained(text)
     ids = [i for i in doc.ids if i]
@@ -68,7 +67,7 @@ def test_a_generation_run_without_history_or_samples_still_renders():
     metrics, config = synthetic_generation()
     for key in ("history", "test", "control", "findings"):
         del metrics[key]
-    text = render_generation(config, metrics)
+    text = render_report(metrics, config)
     assert {"plan", "cost", "about"} <= set(Checked(text).ids)
     assert not {"training", "forgetting", "samples"} & set(Checked(text).ids)
     assert [s.anchor for s in sections_for(config, metrics)] == [s.anchor for s in generate.SECTIONS]

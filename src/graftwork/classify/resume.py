@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ..config import FitConfig
-from ..console import Console
 from ..data import Examples
 from ..errors import RunFolderError
-from ..run import check_out_dir, write_json
+from ..run import check_out_dir
 from ..run.provenance import partial_dir
-from ..train import CHECKPOINT, load_checkpoint
 from ..train.checkpoint import RESUME_FILE, check_partial
 
 
@@ -33,27 +30,6 @@ def data_signature(parts: dict[str, Examples]) -> str:
         for origin, label in zip(ex.origins, ex.labels, strict=True):
             h.update(f"{name}\0{origin}\0{label}\n".encode())
     return h.hexdigest()
-
-
-def start_partial(partial: Path, data: str | Path, cfg: FitConfig, force: bool, signature: str, resume: bool,
-                  console: Console) -> dict[str, Any] | None:
-    """Record what is needed to resume; return the checkpoint to resume from, if any."""
-    if resume:
-        saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
-        if saved.get("data_signature") != signature:
-            raise RunFolderError(f"{saved['data']}: the data changed since the interrupted run (files or labels "
-                                 "differ), so its checkpoint cannot be resumed.",
-                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
-        if (partial / CHECKPOINT).is_file():
-            return load_checkpoint(partial)
-        return None
-    if partial.exists():  # check_out let it through: --force, or no checkpoint in it yet
-        console.warn(f"discarding the state of an interrupted run in {partial}")
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),
-                                       "force": force, "data_signature": signature})
-    return None
 
 
 def saved_fit(out: str | Path) -> tuple[dict[str, Any], FitConfig]:

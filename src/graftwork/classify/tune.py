@@ -13,27 +13,17 @@ from ..config import FitConfig
 from ..console import Console
 from ..data import Examples
 from ..strategies.base import Rates, Strategy, TransferNet
-from ..strategies.drift import PROBE_BATCH, DriftMonitor
+from ..strategies.drift import PROBE_BATCH
 from ..strategies.head import LinearHead
 from ..strategies.inputs import DecodedImages, TrainingInputs
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import Plan, class_weight_vector
 from ..strategies.registry import get_strategy
-from ..train import (
-    L2SP,
-    BestStageSelection,
-    Callback,
-    Checkpointing,
-    DriftWatch,
-    EarlyStopping,
-    Progress,
-    StagedTrainer,
-    TrainSettings,
-    UnfreezePatience,
-    WiseFT,
-)
+from ..train import Callback, Progress, StagedTrainer
+from ..train.checkpoint import start_partial
+from ..train.standard import standard_callbacks, starting_progress, train_settings
 from .probe import features, refit_head
-from .resume import data_signature, start_partial
+from .resume import data_signature
 from .state import FitState
 from .task import ClassificationTask
 
@@ -49,8 +39,8 @@ def tune(state: FitState) -> FitState:
     assert backbone is not None and state.head is not None and state.plan is not None
     resume = None
     if state.partial is not None:
-        resume = start_partial(state.partial, state.data, cfg, state.force, data_signature(parts), state.resume,
-                               state.console)
+        resume = start_partial(state.partial, state.data, cfg.to_dict(), force=state.force,
+                               signature=data_signature(parts), resume=state.resume, console=state.console)
     resume = processes().broadcast(resume)  # launched on several: rank 0 read the checkpoint
     strategy.inject(backbone)
     inputs = training_inputs(backbone, parts, state.feats, state.y, cfg)
@@ -124,39 +114,27 @@ def fine_tune(backbone: Backbone, head: LinearHead, strategy: Strategy, schedule
               console: Console, callbacks: list[Callback] | None, probe_margin: bool = False) -> Progress:
     """Train the stages of ``schedule``; the network ends with the kept stage's weights (the probe's, if no
     stage beats it). ``lp_record`` (the probe's stage record) gets the probe's score through the same inputs."""
-    epochs, patience = cfg.stage_length(backbone.modality)
-    settings = TrainSettings(stage_epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, grad_clip=cfg.grad_clip,
-                             bf16=cfg.precision in ("bf16", "auto"), workers=cfg.workers,
-                             gradient_accumulation=cfg.gradient_accumulation, cpu=cfg.device == "cpu")
     task = ClassificationTask(backbone, inputs["train"], inputs["val"], batch_size=cfg.batch_size,
                               workers=cfg.workers, label_smoothing=cfg.label_smoothing,
                               class_weights=class_weight_vector(classes, counts) if plan.class_weighted else None)
-    net = TransferNet(backbone, head)
-    guards: list[Callback] = []
-    probe = task.probe_batch(PROBE_BATCH)
-    trainer = StagedTrainer(net, task, strategy, settings, console=console)
-    if probe is not None:  # created while the network holds the pretrained backbone (also when resuming)
-        # LoRA leaves the base weights untouched: no copy of them is kept (it would cost what LoRA saves)
-        monitor = DriftMonitor(backbone, probe, trainer.device, track_weights=strategy.name != "lora")
-        guards.append(DriftWatch(monitor, backoff=cfg.strategy == "auto", console=console))
-        if cfg.l2sp > 0:
-            guards.append(L2SP(monitor, cfg.l2sp))
-    trainer.callbacks = [
-        BestStageSelection(probe_margin=probe_margin, console=console), EarlyStopping(patience),
-        UnfreezePatience(plan.details.get("unfreeze patience", cfg.unfreeze_patience)), *guards,
-        *([WiseFT(console)] if cfg.wise else []), *([Checkpointing(partial)] if partial is not None else []),
-        *(callbacks or [])]
-    if resume is not None:
-        progress = Progress(**resume["progress"])
-        console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, after epoch {progress.epoch}")
-    else:
+    trainer = StagedTrainer(TransferNet(backbone, head), task, strategy, train_settings(cfg, backbone.modality),
+                            console=console)
+    # the probe batch is taken while the network holds the pretrained backbone (also when resuming)
+    trainer.callbacks = standard_callbacks(
+        trainer, cfg, modality=backbone.modality, probe_batch=task.probe_batch(PROBE_BATCH),
+        unfreeze_patience=plan.details.get("unfreeze patience", cfg.unfreeze_patience), partial=partial,
+        console=console, probe_margin=probe_margin, extra=callbacks or [])
+
+    def fresh() -> Progress:
         # score the probe through the same input pipeline as the stages, so that "a stage beats the probe"
         # compares like with like
         val = trainer.validate()
-        lp_record |= {"val_acc": val.score, "val_loss": val.loss}
-        progress = Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": val.score,
-                                                     "val_loss": val.loss}, stages=[lp_record],
-                            probe_pred=val.pred.tolist() if probe_margin and val.pred is not None else None)
+        lp_record.update(val_acc=val.score, val_loss=val.loss)
+        return Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": val.score,
+                                                 "val_loss": val.loss}, stages=[lp_record],
+                        probe_pred=val.pred.tolist() if probe_margin and val.pred is not None else None)
+
+    progress = starting_progress(resume, fresh, console)
     progress = trainer.fit(progress, resume)
     backbone.cpu()
     head.cpu()

@@ -238,11 +238,11 @@ def _metrics(gm: GenerationModel, cfg: FitConfig, splits: GenSplits, train_ex: l
 
 
 def _save(gm: GenerationModel, out: str | Path, plan: dict[str, Any]) -> None:
-    from .report import render_report
+    from ..report import render_report
     from .runfolder import save_generation_run
 
     save_generation_run(out, config=gm.config, metrics=gm.metrics, model=gm.model, tokenizer=gm.tokenizer,
-                        lora=plan["strategy"] == "lora", extra={"report.html": render_report(gm.config, gm.metrics)})
+                        lora=plan["strategy"] == "lora", extra={"report.html": render_report(gm.metrics, gm.config)})
 
 
 def _summary(console: Console, gm: GenerationModel, out: str | Path | None) -> None:

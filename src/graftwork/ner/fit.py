@@ -31,21 +31,22 @@ from ..errors import ConfigError, DataError, Problem, RunFolderError
 from ..features import resolve_device
 from ..resources import cost_line, parameter_counts, peak_memory
 from ..run import check_out_dir, out_lock, recover_folder
-from ..run.provenance import data_path, library_versions
+from ..run.provenance import data_path, library_versions, partial_dir
 from ..strategies.base import Rates, Strategy
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import FROZEN_BELOW, FULL_FROM, LORA_FROM_PARAMS
 from ..strategies.registry import get_strategy
 from ..train import Callback, StagedTrainer
-from ..train.checkpoint import check_partial
+from ..train.checkpoint import check_partial, start_partial
+from ..train.standard import train_settings
 from .align import WORD_PATTERN
 from .data import NerSplits, Sentence, hold_out, load_ner_data, mention_counts, tag_list
 from .metrics import MODE
 from .model import NerModel, TokenClassifier
-from .resume import data_signature, load_head_stage, save_head_stage, start_partial
+from .resume import data_signature, load_head_stage, save_head_stage
 from .settings import CLASS_WEIGHTS_AUTO, unsupported_settings
 from .task import NerTask, tag_weights
-from .train import HEAD_EPOCHS, fine_tune, head_stage, rescore_probe, train_settings
+from .train import HEAD_EPOCHS, fine_tune, head_stage, rescore_probe
 
 _WHAT = {
     "frozen": "encoder frozen; token states computed once; a linear tag layer trained on them",
@@ -230,12 +231,13 @@ def _fit_ner_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | None, 
     partial, checkpoint = None, None
     if out is not None and strategy is not None:
         signature = data_signature({"train": setup.train, "val": setup.val, "test": setup.splits.test or []})
-        partial, checkpoint = start_partial(out, data, cfg, force=force, signature=signature, resume=resume,
-                                            console=console)
+        partial = partial_dir(out)
+        checkpoint = start_partial(partial, data, cfg.to_dict(), force=force, signature=signature, resume=resume,
+                                   console=console, changed="sentences or tags")
     elif resume:
         raise RunFolderError(f"--resume {out}: this fit has no fine-tuning stage to resume.",
                              hint="start it again with `graftwork fit DATA --out DIR --force`.")
-    trainer = StagedTrainer(setup.net, setup.task, strategy, train_settings(cfg), console=console) \
+    trainer = StagedTrainer(setup.net, setup.task, strategy, train_settings(cfg, "text"), console=console) \
         if strategy is not None else None
     device = trainer.device if trainer is not None else resolve_device(cfg.device)
     if device.type == "cuda":

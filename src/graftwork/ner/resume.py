@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import FitConfig
-from ..console import Console
-from ..errors import RunFolderError
 from ..run import write_json
-from ..run.provenance import partial_dir
-from ..train import CHECKPOINT, load_checkpoint
-from ..train.checkpoint import RESUME_FILE
 from .data import Sentence
 
 HEAD_WEIGHTS = "head.safetensors"
@@ -42,31 +35,6 @@ def data_signature(parts: dict[str, list[Sentence]]) -> str:
         for s in sentences:
             h.update(json.dumps([name, s.origin, s.tokens, s.tags], ensure_ascii=False).encode())
     return h.hexdigest()
-
-
-def start_partial(out: str | Path, data: str | Path, cfg: FitConfig, *, force: bool, signature: str, resume: bool,
-                  console: Console) -> tuple[Path, dict[str, Any] | None]:
-    """The partial folder, set up for this fit; with ``resume``, the checkpoint to continue from (None when the
-    interrupted fit had not finished an epoch of fine-tuning)."""
-    partial = partial_dir(out)
-    if resume:
-        try:
-            saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise RunFolderError(f"{partial / RESUME_FILE}: unreadable ({e}); the run cannot be resumed.",
-                                 hint="start it again with `graftwork fit DATA --out DIR --force`.") from None
-        if saved.get("data_signature") != signature:
-            raise RunFolderError(f"{saved.get('data', data)}: the data changed since the interrupted run (sentences "
-                                 "or tags differ), so its checkpoint cannot be resumed.",
-                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
-        return partial, load_checkpoint(partial) if (partial / CHECKPOINT).is_file() else None
-    if partial.exists():  # check_partial let it through: --force, or no checkpoint in it yet
-        console.warn(f"discarding the state of an interrupted run in {partial}")
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": cfg.to_dict(),
-                                       "force": force, "data_signature": signature})
-    return partial, None
 
 
 def save_head_stage(partial: Path, head: nn.Module, record: dict[str, Any]) -> None:

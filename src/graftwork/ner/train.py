@@ -34,22 +34,10 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ..config import FitConfig
 from ..console import SILENT, Console
-from ..strategies.drift import PROBE_BATCH, DriftMonitor
+from ..strategies.drift import PROBE_BATCH
 from ..strategies.freezing import param_groups
-from ..train import (
-    L2SP,
-    BestStageSelection,
-    Callback,
-    Checkpointing,
-    DriftWatch,
-    EarlyStopping,
-    Progress,
-    Score,
-    StagedTrainer,
-    TrainSettings,
-    UnfreezePatience,
-    WiseFT,
-)
+from ..train import Callback, Progress, Score, StagedTrainer
+from ..train.standard import standard_callbacks, starting_progress
 from .task import NerTask
 
 HEAD_EPOCHS = 100  # the head stage is cheap (a linear layer on cached states): it may run long...
@@ -152,14 +140,6 @@ def _train_head(task: NerTask, x: torch.Tensor, y: torch.Tensor, val: list[torch
 
 
 
-def train_settings(cfg: FitConfig) -> TrainSettings:
-    """How the staged trainer steps, from the fit's settings (stage length: ``FitConfig.stage_length``)."""
-    epochs, _ = cfg.stage_length("text")
-    return TrainSettings(stage_epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, grad_clip=cfg.grad_clip,
-                         bf16=cfg.precision in ("bf16", "auto"), workers=cfg.workers,
-                         gradient_accumulation=cfg.gradient_accumulation, cpu=cfg.device == "cpu")
-
-
 def fine_tune(trainer: StagedTrainer, schedule: list[int], probe: dict[str, Any], cfg: FitConfig, *,
               partial: Path | None, resume: dict[str, Any] | None, console: Console = SILENT,
               callbacks: list[Callback] | None = None) -> Progress:
@@ -170,25 +150,12 @@ def fine_tune(trainer: StagedTrainer, schedule: list[int], probe: dict[str, Any]
     monitor, L2-SP and WiSE-FT take their reference from it, also when resuming (the checkpoint is restored
     after)."""
     task: NerTask = trainer.task  # type: ignore[assignment]
-    _, patience = cfg.stage_length("text")
-    guards: list[Callback] = []
-    if len(task.val) > 1:
-        # LoRA leaves the base weights untouched: no copy of them is kept (it would cost what LoRA saves)
-        monitor = DriftMonitor(task.net.backbone, task.probe_batch(PROBE_BATCH), trainer.device,
-                               track_weights=trainer.strategy.name != "lora")
-        guards.append(DriftWatch(monitor, backoff=cfg.strategy == "auto", console=console))
-        if cfg.l2sp > 0:
-            guards.append(L2SP(monitor, cfg.l2sp))
-    trainer.callbacks = [
-        BestStageSelection(console=console), EarlyStopping(patience), UnfreezePatience(cfg.unfreeze_patience),
-        *guards, *([WiseFT(console)] if cfg.wise else []), *([Checkpointing(partial)] if partial is not None else []),
-        *(callbacks or [])]
-    if resume is not None:
-        progress = Progress(**resume["progress"])
-        console.info(f"resuming at stage {progress.stage + 1}/{len(progress.schedule)}, after epoch {progress.epoch}")
-    else:
-        progress = Progress(schedule=schedule, best={"stage": PROBE, "val_f1": probe["val_f1"],
-                                                     "val_loss": probe["val_loss"]}, stages=[probe])
+    trainer.callbacks = standard_callbacks(
+        trainer, cfg, modality="text", probe_batch=task.probe_batch(PROBE_BATCH) if len(task.val) > 1 else None,
+        unfreeze_patience=cfg.unfreeze_patience, partial=partial, console=console, extra=callbacks or [])
+    progress = starting_progress(resume, lambda: Progress(
+        schedule=schedule, best={"stage": PROBE, "val_f1": probe["val_f1"], "val_loss": probe["val_loss"]},
+        stages=[probe]), console)
     progress = trainer.fit(progress, resume)
     console.info(f"kept: {progress.best['stage']} (val entity F1 {progress.best['val_f1']:.4f})")
     return progress

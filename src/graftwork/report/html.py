@@ -8,8 +8,8 @@ Content-Security-Policy (:data:`CSP`) lets the browser run no script and load no
 and the ``data:`` images, even if some markup got through. Sections whose data a run does not have
 (findings, drift, per-group metrics, the random-init control, ... in older runs) are left out, not shown empty.
 
-Each task supplies its list of sections (``report.classify.sections``, ``report.ner.sections``,
-``report.generate.sections``); :func:`render` lays out any such list.
+Each task supplies its list of sections (:meth:`graftwork.tasks.Task.report_sections`: ``report.classify``,
+``report.ner``, ``report.generate``); :func:`render` lays out any such list.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunFolderError
-from . import classify, generate, ner
+from . import classify
 from .sections import Section
 from .templating import macro
 from .templating import render as render_template
@@ -32,16 +32,20 @@ from .values import mapping
 REPORT = "report.html"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'; object-src 'none'; "
        "base-uri 'none'; form-action 'none'")
-SectionsOf = Callable[[dict[str, Any], dict[str, Any]], list[Section]]
-TASK_SECTIONS: dict[str, SectionsOf] = {"classification": classify.sections, "ner": ner.sections,
-                                        "generate": generate.sections}
 
 
 def sections_for(config: dict[str, Any], metrics: dict[str, Any]) -> list[Section]:
-    """The sections of the run's task (config.json's ``task``; a run saved before tasks were recorded is a
-    classification run)."""
-    task = config.get("task") if isinstance(config.get("task"), str) else "classification"
-    return TASK_SECTIONS.get(task, classify.sections)(config, metrics)
+    """The sections of the run's task (config.json's ``task``, through the task registry; a run saved before
+    tasks were recorded is a classification run)."""
+    from ..errors import ConfigError
+    from ..tasks import get_task  # the tasks import the report lazily: no cycle
+
+    name = config.get("task") if isinstance(config.get("task"), str) else "classification"
+    try:
+        task = get_task(name)
+    except ConfigError:
+        return classify.sections(config, metrics)
+    return task.report_sections(config, metrics)
 
 
 def render(config: dict[str, Any], metrics: dict[str, Any], sections: Sequence[Section], *,

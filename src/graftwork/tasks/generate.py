@@ -4,7 +4,6 @@ output, its export to Hugging Face folders, its report, the settings it reads)."
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,25 +70,7 @@ class GenerateTask(Task):
         what = "a merged model folder" if request.merge else "a PEFT adapter folder"
         return Exported(Path(path), f"wrote {what}: {path}")
 
-    def write_report(self, run_dir: str | Path, *, out: str | Path | None = None, force: bool = False) -> Path:
-        """The generation run's own report (loss curves, the control, forgetting, samples), written atomically."""
-        from ..generate.report import render_report
-        from ..run.guard import check_out_file
-        from ..run.schema import read_run_config
+    def report_sections(self, config: dict[str, Any], metrics: dict[str, Any]) -> list[Any]:
+        from ..report.generate import sections
 
-        root = Path(run_dir).expanduser()
-        if out is not None:
-            check_out_file(out, force)
-        config = read_run_config(root)
-        metrics_file = root / "metrics.json"
-        try:
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-        except (OSError, ValueError) as e:
-            from ..errors import RunFolderError
-
-            raise RunFolderError(f"{metrics_file}: damaged JSON ({e}).", hint="re-run `graftwork fit`.") from None
-        target = Path(out).expanduser() if out is not None else root / "report.html"
-        from ..report.html import write_text
-
-        write_text(target, render_report(config, metrics if isinstance(metrics, dict) else {}))
-        return target
+        return sections(config, metrics)

@@ -7,7 +7,9 @@ between them leaves a mixed state) and pickles the optimizer, while this is one 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..console import Console
 from ..errors import RunFolderError
+from ..run.folder import write_json
 from ..run.provenance import partial_dir
 from .callbacks import Callback
 
@@ -83,3 +87,29 @@ class Checkpointing(Callback):
             "best_net": snaps["best"], "stage_best_net": top,
             "optimizer": trainer.optimizer.state_dict() if in_stage else None,
             "scheduler": trainer.scheduler.state_dict() if in_stage else None, "rng": torch.get_rng_state()})
+
+
+def start_partial(partial: Path, data: str | Path, settings: dict[str, Any], *, force: bool, signature: str,
+                  resume: bool, console: Console, changed: str = "files or labels") -> dict[str, Any] | None:
+    """Set up the interrupted-fit folder ``partial`` for this fit (every task's): record what ``--resume`` needs
+    (the data, the settings, ``signature`` of the examples) before any training, or, with ``resume``, check the
+    data is the same and return the checkpoint to continue from (None when no epoch of fine-tuning had ended).
+    ``changed`` names what differs when the data's signature does not match."""
+    if resume:
+        try:
+            saved = json.loads((partial / RESUME_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunFolderError(f"{partial / RESUME_FILE}: unreadable ({e}); the run cannot be resumed.",
+                                 hint="start it again with `graftwork fit DATA --out DIR --force`.") from None
+        if saved.get("data_signature") != signature:
+            raise RunFolderError(f"{saved.get('data', data)}: the data changed since the interrupted run ({changed} "
+                                 "differ), so its checkpoint cannot be resumed.",
+                                 hint="start again with `graftwork fit DATA --out DIR --force`.")
+        return load_checkpoint(partial) if (partial / CHECKPOINT).is_file() else None
+    if partial.exists():  # check_partial let it through: --force, or no checkpoint in it yet
+        console.warn(f"discarding the state of an interrupted run in {partial}")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    write_json(partial / RESUME_FILE, {"data": str(Path(data).expanduser().absolute()), "fit": settings,
+                                       "force": force, "data_signature": signature})
+    return None
