@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from graftwork.cli.main import main
+
 from ..conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,7 @@ def _rank_logs(logs: Path, rank: int, name: str) -> str:
     return found[-1].read_text(encoding="utf-8")
 
 
-def test_two_process_fit_matches_one_process(tmp_path):
+def test_two_process_fit_matches_one_process(tmp_path, monkeypatch, capsys):
     data = _data(tmp_path / "data")
     audit = tmp_path.parent / f"{tmp_path.name}-audit"
     audit.mkdir()
@@ -98,10 +100,11 @@ def test_two_process_fit_matches_one_process(tmp_path):
     assert all(s["history"] for s in metrics["stages"][1:])  # the fine-tuning stages trained
     features = next(s for s in metrics["stages"] if s["stage"] == "linear probe")
 
+    # the same fit in this process (one process, its own empty cache)
     single = tmp_path.parent / f"{tmp_path.name}-single"
-    single.mkdir()
-    _run([sys.executable, "-m", "graftwork", "fit", str(data), "--out", str(single / "run1"), *FIT],
-         _env(single, single / "cache1"), single)
+    monkeypatch.setenv("GRAFTWORK_CACHE", str(single / "cache1"))
+    assert main(["fit", str(data), "--out", str(single / "run1"), *FIT]) == 0
+    capsys.readouterr()
     one = json.loads((single / "run1" / "metrics.json").read_text(encoding="utf-8"))
     # the same features and the same probe: its validation score is the same number in both runs
     probe_one = next(s for s in one["stages"] if s["stage"] == "linear probe")

@@ -98,11 +98,13 @@ def power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     return a - b * np.power(n, -c)
 
 
-def fit_power_law(n: np.ndarray, acc: np.ndarray, sigma: np.ndarray | None = None) -> tuple[dict[str, float], str] | None:
+def fit_power_law(n: np.ndarray, acc: np.ndarray, sigma: np.ndarray | None = None,
+                  start: dict[str, float] | None = None) -> tuple[dict[str, float], str] | None:
     """Fit ``acc(n) = a - b n^-c`` with ``0 <= a <= 1``, ``b >= 0``, ``0.05 <= c <= 2``; None when impossible.
 
     Four or more distinct sizes fit all three parameters; two or three fix ``c`` at 0.5; a failed three-parameter
-    fit falls back to the fixed exponent too."""
+    fit falls back to the fixed exponent too. ``start`` (a fit of nearby data: the bootstrap starts from the fit
+    of the measured means) is where the search starts."""
     from scipy.optimize import curve_fit
 
     n, acc = np.asarray(n, dtype=float), np.asarray(acc, dtype=float)
@@ -113,7 +115,9 @@ def fit_power_law(n: np.ndarray, acc: np.ndarray, sigma: np.ndarray | None = Non
         warnings.simplefilter("ignore")
         if len(np.unique(n)) >= 4:
             try:
-                p, _ = curve_fit(power_law, n, acc, p0=(top, max(top - acc.min(), 1e-3) * n.min() ** 0.5, 0.5),
+                p0 = (top, max(top - acc.min(), 1e-3) * n.min() ** 0.5, 0.5) if start is None else \
+                    (min(max(start["a"], 1e-9), 1 - 1e-9), max(start["b"], 1e-9), min(max(start["c"], 0.05 + 1e-9), 2 - 1e-9))
+                p, _ = curve_fit(power_law, n, acc, p0=p0,
                                  sigma=sigma, bounds=([0, 0, 0.05], [1, np.inf, 2]), maxfev=20000)
                 return {"a": float(p[0]), "b": float(p[1]), "c": float(p[2])}, "power law"
             except (RuntimeError, ValueError):
@@ -148,7 +152,7 @@ def project(points: list[CurvePoint], current: int, scaled_strategy: Any, *, fac
     if all(len(p.runs) >= 2 for p in points):
         for _ in range(BOOTSTRAP):  # resample each size's runs: the spread the seeds' splits show
             resampled = np.array([np.mean(rng.choice(p.runs, size=len(p.runs))) for p in points])
-            found = fit_power_law(ns, resampled)
+            found = fit_power_law(ns, resampled, start=params)
             if found is not None:
                 boots.append(found[0])
     last = means[-1]
