@@ -7,6 +7,8 @@ without weights, tiny transformers configs saved to a temporary folder): no netw
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,28 @@ from PIL import Image
 os.environ["GRAFTWORK_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], None], Path], Path]:
+    """``built_once(name, build, into)`` copies into ``into`` a folder that ``build(folder)`` makes once per session.
+
+    For tests that each need the same trained run (and its data) and may change their copy: the real fit runs
+    once, every test gets its own copy of what it wrote."""
+    store = tmp_path_factory.mktemp("built-once")
+
+    def copy_of(name: str, build: Callable[[Path], None], into: Path) -> Path:
+        made = store / name
+        if not made.exists():
+            staging = store / f".{name}.building"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            build(staging)
+            staging.rename(made)
+        shutil.copytree(made, into, symlinks=True, dirs_exist_ok=True)
+        return into
+
+    return copy_of
+
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
 WORDS = {

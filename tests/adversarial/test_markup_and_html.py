@@ -61,18 +61,25 @@ def write_images(folder: Path, classes: list[str], per_class: int, seed: int) ->
             Image.fromarray(pixels, "RGB").save(folder / name / f"{i}.png")
 
 
+HOSTILE_OUT = "run [/x] \x1b[2J"
+
+
 @pytest.fixture
-def image_run(tmp_path, capsys, monkeypatch) -> Path:
-    """A run fitted on class folders with hostile names, written to a hostile --out folder name."""
+def image_run(tmp_path, capsys, monkeypatch, built_once) -> Path:
+    """A run fitted on class folders with hostile names, written to a hostile --out folder name; the test runs in
+    its folder (``data`` beside the run)."""
+    def build(folder):
+        monkeypatch.chdir(folder)
+        write_images(folder / "data" / "train", CLASSES, per_class=4, seed=0)
+        write_images(folder / "data" / "test", CLASSES, per_class=2, seed=1)
+        shutil.copy(folder / "data" / "test" / CLASSES[0] / "0.png", folder / "data" / "test" / CLASSES[0] / EVIL_FILE)
+        code, _, err = run(capsys, "fit", "data", "--out", HOSTILE_OUT, *TINY, "--strategy", "frozen")
+        assert code == 0, err
+        assert shown(HOSTILE_OUT) in err  # "saved to ..." in the fit log
+
+    built_once("hostile-image-run", build, tmp_path)
     monkeypatch.chdir(tmp_path)
-    write_images(tmp_path / "data" / "train", CLASSES, per_class=4, seed=0)
-    write_images(tmp_path / "data" / "test", CLASSES, per_class=2, seed=1)
-    shutil.copy(tmp_path / "data" / "test" / CLASSES[0] / "0.png", tmp_path / "data" / "test" / CLASSES[0] / EVIL_FILE)
-    out = "run [/x] \x1b[2J"
-    code, _, err = run(capsys, "fit", "data", "--out", out, *TINY, "--strategy", "frozen")
-    assert code == 0, err
-    assert shown(out) in err  # "saved to ..." in the fit log
-    return tmp_path / out
+    return tmp_path / HOSTILE_OUT
 
 
 def test_image_class_and_file_names_are_shown_as_written(image_run, capsys):
@@ -113,20 +120,22 @@ def test_report_of_hostile_class_names_escapes_them_and_forbids_scripts(image_ru
 
 
 @pytest.fixture
-def text_run(tmp_path, tiny_bert, capsys) -> tuple[Path, Path]:
+def text_run(tmp_path, tiny_bert, capsys, built_once) -> tuple[Path, Path]:
     """A text run whose labels and groups are hostile; its data also hold a row with an empty text."""
-    rng = np.random.default_rng(0)
-    data = tmp_path / "texts.csv"
-    with data.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label", "group"])
-        for i in range(24):
-            kind = "fruit" if i % 2 else "vehicle"
-            w.writerow([" ".join(rng.choice(WORDS[kind], size=4)), LABELS[kind], GROUPS[i // 2 % 2]])
-    code, _, err = run(capsys, "fit", data, "--out", tmp_path / "run", "--backbone", f"hf:{tiny_bert}",
-                       "--strategy", "frozen")
-    assert code == 0, err
-    return tmp_path / "run", data
+    def build(folder):
+        rng = np.random.default_rng(0)
+        with (folder / "texts.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label", "group"])
+            for i in range(24):
+                kind = "fruit" if i % 2 else "vehicle"
+                w.writerow([" ".join(rng.choice(WORDS[kind], size=4)), LABELS[kind], GROUPS[i // 2 % 2]])
+        code, _, err = run(capsys, "fit", folder / "texts.csv", "--out", folder / "run", "--backbone",
+                           f"hf:{tiny_bert}", "--strategy", "frozen")
+        assert code == 0, err
+
+    built_once("hostile-text-run", build, tmp_path)
+    return tmp_path / "run", tmp_path / "texts.csv"
 
 
 def test_texts_labels_and_groups_are_shown_as_written(text_run, capsys):

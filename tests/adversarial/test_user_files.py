@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -61,9 +62,14 @@ def imgs(tmp_path) -> Path:
 
 
 @pytest.fixture
-def run_folder(tmp_path, imgs) -> Path:
-    graftwork.fit(imgs, out=tmp_path / "run", strategy="frozen", **TINY_API)
-    return tmp_path / "run"
+def run_folder(tmp_path, imgs, built_once) -> Path:
+    """A frozen run fitted on ``imgs`` (the same images in every test), in the test's own folder."""
+    def build(folder):
+        images = make_image_folder(folder / "imgs", per_class=6, classes=("red", "green", "blue"))
+        graftwork.fit(images, out=folder / "run", strategy="frozen", **TINY_API)
+        shutil.rmtree(images)
+
+    return built_once("user-files-run", build, tmp_path) / "run"
 
 
 # -- the data --------------------------------------------------------------------------------------------------

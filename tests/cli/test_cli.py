@@ -23,12 +23,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def trained(tmp_path, capsys):
-    make_image_folder(tmp_path / "data" / "train", per_class=8)
-    make_image_folder(tmp_path / "data" / "test", per_class=3, seed=1)
-    code, out, err = run(capsys, "fit", tmp_path / "data", "--out", tmp_path / "run", *TINY)
-    assert code == 0, err
-    return tmp_path
+def trained(tmp_path, capsys, built_once):
+    """``data`` (train and test image folders) and ``run`` fitted on it, in the test's own folder."""
+    def build(folder):
+        make_image_folder(folder / "data" / "train", per_class=8)
+        make_image_folder(folder / "data" / "test", per_class=3, seed=1)
+        code, out, err = run(capsys, "fit", folder / "data", "--out", folder / "run", *TINY)
+        assert code == 0, err
+
+    return built_once("cli-trained", build, tmp_path)
 
 
 def test_fit_prints_plan_and_summary(trained, capsys, tmp_path):

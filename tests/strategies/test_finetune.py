@@ -76,13 +76,13 @@ class Crash(RuntimeError):
 
 @pytest.mark.parametrize("strategy", ["gradual", "lora"])
 def test_resume_after_a_crash_ends_like_an_uninterrupted_run(folder, tmp_path, strategy):
-    settings = TINY | {"strategy": strategy, "stage_epochs": 3, "stage_patience": 3, "seed": 7}
+    settings = TINY | {"strategy": strategy, "stage_epochs": 2, "stage_patience": 2, "seed": 7}
     whole = graftwork.fit(folder, out=tmp_path / "whole", **settings)
 
     class CrashAt(Callback):
         def on_epoch_end(self, trainer, state, row):
-            if state.stage == 0 and state.epoch == 2:
-                raise Crash("simulated kill after the checkpoint of the first fine-tuning stage, epoch 2 of 3")
+            if state.stage == 0 and state.epoch == 1:
+                raise Crash("simulated kill after the checkpoint of the first fine-tuning stage, epoch 1 of 2")
 
     from graftwork.config import FitConfig
     from graftwork.pipeline import run_fit
