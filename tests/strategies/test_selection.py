@@ -177,3 +177,34 @@ def test_scikit_learns_default_is_a_candidate_and_loads_as_the_same_function():
     assert cv.grid[0] | {"val_acc": 0, "val_loss": 0, "val_acc_se": 0} == {
         "C": 1.0, "features": "raw", "val_acc": 0, "val_loss": 0, "val_acc_se": 0}
     assert len(cv.grid) == len(PROBE_CS) + 1
+
+
+def _margin(stage_pred, stage_losses, probe_pred, probe_losses, truth):
+    """The small-validation rule on given validation results: (why not kept or None, the stage's record)."""
+    from types import SimpleNamespace
+
+    trainer = SimpleNamespace(last=SimpleNamespace(truth=np.array(truth)))
+    state = Progress(schedule=[1], probe_pred=list(probe_pred), probe_losses=list(probe_losses))
+    record: dict = {}
+    best = {"pred": list(stage_pred), "losses": list(stage_losses)}
+    return BestStageSelection(probe_margin=True)._short_of_margin(trainer, best, state, record), record
+
+
+def test_a_small_validation_gain_counts_in_accuracy_or_in_per_example_loss():
+    truth = [0, 1, 0, 1, 0, 1, 0, 1]
+    probe_pred = [0, 1, 0, 1, 0, 1, 0, 0]  # 7 of 8 right
+    stage_pred = truth  # one more right: +0.125, and its paired standard error is 0.125 too
+    probe_losses = [0.6, 0.5, 0.7, 0.6, 0.5, 0.6, 0.7, 0.9]
+    # (a) lower loss on every example: the gain is consistent, beyond its standard error
+    why, record = _margin(stage_pred, [v - 0.2 for v in probe_losses], probe_pred, probe_losses, truth)
+    assert why is None
+    assert record["margin"]["accuracy_gain"] == pytest.approx(0.125) and record["margin"]["examples"] == 8
+    assert record["margin"]["loss_gain"] == pytest.approx(0.2) and record["margin"]["loss_se"] < 1e-6
+    # (b) the same accuracy, a loss that is better on two examples and worse on the rest: a near-tie
+    mixed = [0.1, 0.1, 0.8, 0.7, 0.6, 0.7, 0.8, 1.0]
+    why, record = _margin(stage_pred, mixed, probe_pred, probe_losses, truth)
+    assert why is not None and "within the noise of 8 validation examples" in why and "log-loss" in why
+    assert record["margin"]["loss_gain"] < record["margin"]["loss_se"]
+    # (c) a clear accuracy gain counts whatever the loss does
+    weak_probe = [1, 0, 1, 0, 0, 1, 0, 1]  # 4 of 8 right, the stage gets all 8
+    assert _margin(stage_pred, mixed, weak_probe, probe_losses, truth)[0] is None

@@ -54,16 +54,18 @@ class ClassificationTask:
     def validate(self, net: nn.Module, device: torch.device) -> ValScore:
         loader = DataLoader(self.val, batch_size=self.batch_size * 2, shuffle=False, collate_fn=self._collate,
                             num_workers=self.workers)
-        total_loss, correct, n, preds = 0.0, 0, 0, []
+        correct, n, preds, losses = 0, 0, [], []
         for x, y in loader:
             logits = self._logits(net, x, device)
             y = y.to(device)
-            total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            losses.append(F.cross_entropy(logits.float(), y, reduction="none").cpu())
             correct += int((logits.argmax(1) == y).sum())
             preds.append(logits.argmax(1).cpu())
             n += len(y)
         pred = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
-        return ValScore(correct / max(n, 1), total_loss / max(n, 1), pred=pred, truth=self.val_labels)
+        each = torch.cat(losses).double().numpy() if losses else np.zeros(0)
+        return ValScore(correct / max(n, 1), float(each.sum()) / max(n, 1), pred=pred, truth=self.val_labels,
+                        losses=each)
 
     def probe_batch(self, n: int) -> Any:
         """The backbone inputs of the first ``n`` validation examples (the drift monitor's fixed batch)."""

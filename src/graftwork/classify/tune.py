@@ -132,7 +132,8 @@ def fine_tune(backbone: Backbone, head: LinearHead, strategy: Strategy, schedule
         lp_record.update(val_acc=val.score, val_loss=val.loss)
         return Progress(schedule=schedule, best={"stage": "linear probe", "val_acc": val.score,
                                                  "val_loss": val.loss}, stages=[lp_record],
-                        probe_pred=val.pred.tolist() if probe_margin and val.pred is not None else None)
+                        probe_pred=val.pred.tolist() if probe_margin and val.pred is not None else None,
+                        probe_losses=val.losses.tolist() if probe_margin and val.losses is not None else None)
 
     progress = starting_progress(resume, fresh, console)
     progress = trainer.fit(progress, resume)

@@ -49,9 +49,11 @@ class BestStageSelection(Callback):
         if rejected:
             row["rejected"] = rejected
         if not rejected and score.beats(Score.of(state.stage_best, name)):
-            pred = trainer.last.pred if trainer.last is not None else None
+            last = trainer.last
+            pred, losses = (last.pred, last.losses) if last is not None else (None, None)
             state.stage_best = {"epoch": state.epoch, name: score.score, "val_loss": score.loss,
-                                "pred": pred.tolist() if pred is not None else None}
+                                "pred": pred.tolist() if pred is not None else None,
+                                "losses": losses.tolist() if losses is not None else None}
             trainer.snapshots["stage_best"] = trainer.snapshot()
 
     @staticmethod
@@ -96,7 +98,7 @@ class BestStageSelection(Callback):
         else:
             record.update({"best_epoch": sb["epoch"], name: sb[name], "val_loss": sb["val_loss"]})
             wins = bool(Score.of(sb, name).beats(Score.of(state.best, name)))  # type: ignore[union-attr]
-            short = (self._short_of_margin(trainer, sb.get("pred"), state) if state.best.get("stage") == PROBE
+            short = (self._short_of_margin(trainer, sb, state, record) if state.best.get("stage") == PROBE
                      else None)
             if wins and short:
                 record["rejected"], wins = short, False
@@ -105,8 +107,15 @@ class BestStageSelection(Callback):
                           + (f"; not kept: {record['rejected']}" if record.get("rejected") else ""))
         return wins
 
-    def _short_of_margin(self, trainer: StagedTrainer, pred: list[int] | None, state: Progress) -> str | None:
-        """With a small validation split: why a stage's gain over the probe is within its noise, or None."""
+    def _short_of_margin(self, trainer: StagedTrainer, best: dict[str, Any], state: Progress,
+                         record: dict[str, Any]) -> str | None:
+        """With a small validation split: why a stage's gain over the probe is a near-tie, or None.
+
+        The stage's best epoch and the probe are compared on the same validation examples, paired: a gain counts
+        when the mean per-example gain in accuracy, or in log-loss (continuous, so it can show on a handful of
+        examples what 0/1 accuracy cannot), is larger than its standard error. Neither: a near-tie, and near-ties
+        go to the simpler model. The figures are kept in the stage's record (``margin``)."""
+        pred = best.get("pred")
         if not self.probe_margin or state.probe_pred is None or pred is None:
             return None
         truth = (trainer.last or trainer.validate()).truth
@@ -114,10 +123,20 @@ class BestStageSelection(Callback):
             return None
         truth = np.asarray(truth)
         gap, se = paired_gap(np.asarray(pred) == truth, np.asarray(state.probe_pred) == truth)
-        if gap > se:
+        margin: dict[str, Any] = {"examples": len(truth), "accuracy_gain": gap, "accuracy_se": se}
+        losses = best.get("losses")
+        if losses is not None and state.probe_losses is not None:
+            # the probe's loss minus the stage's, per example: positive where the stage is better
+            loss_gap, loss_se = paired_gap(-np.asarray(losses), -np.asarray(state.probe_losses))
+            margin |= {"loss_gain": loss_gap, "loss_se": loss_se}
+        record["margin"] = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
+                            for k, v in margin.items()}
+        if gap > se or margin.get("loss_gain", 0.0) > margin.get("loss_se", math.inf):
             return None
-        return (f"its gain over the linear probe ({gap:+.4f}) is within the standard error ({se:.4f}) on "
-                f"{len(truth)} validation examples: the simpler probe is kept")
+        loss_part = (f" and in log-loss ({margin['loss_gain']:+.4f}, standard error {margin['loss_se']:.4f})"
+                     if "loss_gain" in margin else "")
+        return (f"its gain over the linear probe in accuracy ({gap:+.4f}, standard error {se:.4f}){loss_part} is "
+                f"within the noise of {len(truth)} validation examples: the simpler probe is kept")
 
 
 class EarlyStopping(Callback):

@@ -49,6 +49,7 @@ class Progress:
     done: bool = False  # no further stage (unfreeze patience ran out)
     done_wise: bool = False
     probe_pred: list[int] | None = None  # the probe's validation predictions (for the paired margin)
+    probe_losses: list[float] | None = None  # and its per-example validation losses
     stop_stage: bool = False  # the current stage ends after this epoch (early stopping)
 
 

@@ -22,6 +22,7 @@ class ValScore:
     loss: float
     pred: np.ndarray | None = None  # per-example predictions (classification: for collapse/margin checks)
     truth: np.ndarray | None = None
+    losses: np.ndarray | None = None  # per-example losses (classification: for the paired margin)
 
 
 class TrainingTask(Protocol):
