@@ -87,6 +87,7 @@ def run_one(name: str, pools: dict[str, list[str]], test: list[tuple[str, str]],
             "selection": m["selection"].get("method"), "probe": m["selection"].get("probe"),
             "top_predicted_share": float(confusion.sum(0).max() / confusion.sum()),
             "rejected_stages": [s.get("rejected") for s in m["stages"] if s.get("rejected")],
+            "margins": {s["stage"]: s["margin"] for s in m["stages"] if s.get("margin")},
             "kept_val_acc": kept.get("val_acc")}
 
 

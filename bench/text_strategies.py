@@ -77,7 +77,9 @@ def main() -> None:
                 model = graftwork.fit(data, strategy=method, seed=seed)
                 row[method] = {"test_accuracy": model.metrics["test"]["accuracy"],
                                "seconds": time.perf_counter() - t0, "kept_stage": model.metrics["kept_stage"],
-                               "strategy": model.config["plan"]["strategy"]}
+                               "strategy": model.config["plan"]["strategy"],
+                               "margins": {s["stage"]: s["margin"] for s in model.metrics["stages"]
+                                           if s.get("margin")}}
                 print(f"n={size} {method}: {row[method]}", flush=True)
             if args.setfit and PEERS.exists():
                 out = work / f"setfit-{size}-{seed}.json"
