@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,46 @@ def test_ner_run_is_served(ner_run):
     with running(ner_run, device="cpu") as url:
         status, got = post_json(url + "/predict", {"inputs": texts})
     assert status == 200 and got == NerModel.load(ner_run, device="cpu").predict(texts)
+
+
+def test_several_worker_processes_answer_like_one(image_export, images):
+    """``graftwork serve EXPORT --workers 2`` as a user starts it: a real process tree (uvicorn's supervisor and
+    two workers, each loading the export), concurrent requests answered as ``predict`` answers, and a clean
+    shutdown on Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import free_port
+
+    expected = [e["label"] for e in load_export(image_export).predict([str(p) for p in images])]
+    port = free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
+    server = subprocess.Popen([sys.executable, "-m", "graftwork", "serve", str(image_export), "--port", str(port),
+                               "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if call(url + "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert server.poll() is None, server.communicate()[1][-3000:]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: post_files(url + "/predict", [images[i % len(images)]]), range(16)))
+        assert all(s == 200 for s, _ in answers)
+        assert [a[0]["label"] for _, a in answers] == [expected[i % len(images)] for i in range(16)]
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            _, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+    assert server.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
