@@ -104,11 +104,13 @@ class _Lookup:
 
     keys: list[str | None]
     problems: list[Problem]
-    todo: list[int]
+    todo: list[int]  # item indices left to compute
     found: dict[int, np.ndarray]  # item index -> cached features
 
 
 def _lookup(modality: str, items: list[str], origins: list[str], cache: FeatureCache | None) -> _Lookup:
+    if cache is None:  # nothing to look up: every item is computed, and no file is read twice to hash it
+        return _Lookup([None] * len(items), [], list(range(len(items))), {})
     problems: list[Problem] = []
     keys: list[str | None] = []
     for item, origin in zip(items, origins, strict=True):
