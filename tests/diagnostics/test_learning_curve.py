@@ -72,3 +72,24 @@ def test_advise_prints_the_curve_and_reuses_cached_features(tmp_path, tiny_bert,
     assert "with 2x the data" in captured.out and "32 from cache" in captured.err
     assert main(["advise", str(data), "--backbone", str(tiny_bert), "--no-curve"]) == 0
     assert "skipped (--no-curve)" in capsys.readouterr().out
+
+
+def test_the_bootstraps_vectorised_fits_are_as_good_as_curve_fits():
+    """Every resample's fit (a grid over the exponent, least squares for the rest) fits its points as well as
+    scipy's bounded curve_fit does, within the grid's resolution, and respects the bounds."""
+    from graftwork.diagnostics.learning_curve import bootstrap_fits, fit_power_law, power_law
+
+    rng = np.random.default_rng(0)
+    n = np.array([10.0, 20.0, 40.0, 80.0])
+    truth = power_law(n, 0.9, 1.2, 0.6)
+    samples = np.clip(truth[None, :] + rng.normal(0, 0.03, size=(40, 4)), 0, 1)
+    samples[0] = [0.95, 0.97, 0.99, 1.0]  # saturating at the top: a is held at 1
+    samples[1] = [0.5, 0.5, 0.5, 0.5]  # flat: b is 0
+    for row, fit in zip(samples, bootstrap_fits(n, samples), strict=True):
+        assert 0 <= fit["a"] <= 1 and fit["b"] >= 0 and 0.05 <= fit["c"] <= 2
+        mine = float(((power_law(n, fit["a"], fit["b"], fit["c"]) - row) ** 2).sum())
+        found = fit_power_law(n, row)
+        assert found is not None
+        ref = found[0]
+        theirs = float(((power_law(n, ref["a"], ref["b"], ref["c"]) - row) ** 2).sum())
+        assert mine <= theirs + 1e-4, (row, fit, ref)

@@ -82,19 +82,30 @@ def bn_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNo
 
 
 class _Moments:
-    """Per-channel sums of a BatchNorm layer's input, pooled over every batch (float64)."""
+    """Per-channel mean and variance of a BatchNorm layer's input, pooled over every batch: each batch's own
+    (``torch.var_mean``, numerically stable, no float64 copy of the activations) combined in float64 with Chan et
+    al.'s pairwise rule."""
 
     def __init__(self, channels: int):
         self.count = 0
-        self.sum = torch.zeros(channels, dtype=torch.float64)
-        self.sum_sq = torch.zeros(channels, dtype=torch.float64)
+        self.mean = torch.zeros(channels, dtype=torch.float64)
+        self.m2 = torch.zeros(channels, dtype=torch.float64)  # sum of squared deviations from the mean
 
     def hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        x = inputs[0].detach().to(torch.float64)
-        x = x.transpose(0, 1).reshape(x.shape[1], -1)  # [channels, batch * positions]
-        self.count += x.shape[1]
-        self.sum += x.sum(1).cpu()
-        self.sum_sq += (x * x).sum(1).cpu()
+        x = inputs[0].detach()
+        dims = [0, *range(2, x.dim())]  # every axis but the channels
+        n = x.numel() // x.shape[1]
+        var, mean = torch.var_mean(x.float(), dim=dims, correction=0)
+        mean, m2 = mean.cpu().double(), var.cpu().double() * n
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta * delta * (self.count * n / total)
+        self.count = total
+
+    @property
+    def var(self) -> torch.Tensor:
+        return self.m2 / max(self.count, 1)
 
 
 @torch.inference_mode()
@@ -127,8 +138,8 @@ def bn_statistics_shift(model: nn.Module, batches: Iterable[Any], *, device: tor
             if not isinstance(batch, torch.Tensor):  # a tokenizer's dict of tensors
                 batch = {k: v.to(device) for k, v in batch.items()}
                 examples += int(next(iter(batch.values())).shape[0])
-            else:
-                batch = batch.to(device)
+            else:  # in the layout the backbone runs in (channels-last for convolutional networks)
+                batch = model.batch_to(batch, device) if hasattr(model, "batch_to") else batch.to(device)
                 examples += int(batch.shape[0])
             model(batch)
     finally:
@@ -139,8 +150,7 @@ def bn_statistics_shift(model: nn.Module, batches: Iterable[Any], *, device: tor
         return None
     out = []
     for (name, m), acc in zip(layers, moments, strict=True):
-        mu = acc.sum / acc.count
-        var = (acc.sum_sq / acc.count - mu * mu).clamp_min(0.0)
+        mu, var = acc.mean, acc.var
         rm, rv = m.running_mean.detach().cpu().double(), m.running_var.detach().cpu().double()
         mean_shift = ((mu - rm).abs() / torch.sqrt(rv + m.eps)).mean().item()
         var_shift = torch.log((var + m.eps) / (rv + m.eps)).abs().mean().item()
