@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms import v2 as T
 
+from ..data.images import resized_centre_crop
 from .base import Backbone, BackboneInfo, LayerGroup
 from .fold import folded_batchnorm
 
@@ -61,8 +62,9 @@ class ImagePreprocess:
 # Preprocessing runs once per image per epoch, on the training loop's critical path. torchvision's v2 transforms
 # spend most of their time in per-call dispatch for the small images of a fine-tuning run (~0.8-1 ms per
 # 96 px image, as much as a quarter of a training step's compute per image on 2 CPU cores); these two run the
-# same PIL resampling and the same float arithmetic directly (the evaluation transform's output is identical to
-# ``compose()``'s, a test checks it), in a third to a half of the time.
+# same PIL resampling and the same float arithmetic directly, in a third to a half of the time. The evaluation
+# transform resamples only the crop's source box (:func:`graftwork.data.images.resized_centre_crop`): within two
+# steps of 255 of ``compose()``'s output, a test checks it.
 
 class _EvalTransform:
     """Resize the shorter side (torchvision's rounding), centre crop, scale to [0, 1], normalise."""
@@ -76,18 +78,8 @@ class _EvalTransform:
     def __call__(self, image: Any) -> torch.Tensor:
         if not isinstance(image, Image.Image) or image.mode != "RGB":
             return self.fallback(image)
-        w, h = image.size
-        short, long = min(w, h), max(w, h)
-        size = self.pre.resize
-        new_long = int(size * long / short)
-        new_w, new_h = (size, new_long) if w <= h else (new_long, size)
-        crop = self.pre.crop
-        if crop > min(new_w, new_h):  # padding needed: torchvision's path
-            return self.fallback(image)
-        if (new_w, new_h) != (w, h):
-            image = image.resize((new_w, new_h), self.resample)
-        top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
-        return _normalised(image.crop((left, top, left + crop, top + crop)), self.mean, self.std)
+        return _normalised(resized_centre_crop(image, self.pre.resize, self.pre.crop, self.resample), self.mean,
+                           self.std)
 
 
 class _TrainTransform:
@@ -132,6 +124,8 @@ def _normalised(image: Image.Image, mean: torch.Tensor, std: torch.Tensor) -> to
 
 class ImageBackbone(Backbone):
     """An image network whose forward gives pooled features (its classifier already removed)."""
+
+    preprocessing_code = 2  # 2: the evaluation crop resampled from its source box (resized_centre_crop)
 
     def __init__(self, model: nn.Module, info: BackboneInfo, preprocess: ImagePreprocess,
                  groups: list[LayerGroup] | None = None):

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.audio import Waveform, resample, windows
+from ..data.images import resized_centre_crop
 from ..errors import RunFolderError
 from .logmel import LogMel
 from .manifest import MEL_FILTERS_FILE, TOKENIZER_FILE
@@ -38,14 +39,7 @@ class ImagePre:
         self.std = np.asarray(pre["std"], dtype=np.float32).reshape(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        w, h = image.size
-        short, long = min(w, h), max(w, h)
-        new_long = int(self.resize * long / short)
-        new_w, new_h = (self.resize, new_long) if w <= h else (new_long, self.resize)
-        if (new_w, new_h) != (w, h):
-            image = image.resize((new_w, new_h), self.resample)
-        top, left = int(round((new_h - self.crop) / 2.0)), int(round((new_w - self.crop) / 2.0))
-        x = np.asarray(image.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
+        x = np.asarray(resized_centre_crop(image, self.resize, self.crop, self.resample), dtype=np.uint8)
         x = x.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 255)
         return (x - self.mean) / self.std
 
