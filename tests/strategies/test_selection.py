@@ -191,20 +191,31 @@ def _margin(stage_pred, stage_losses, probe_pred, probe_losses, truth):
 
 
 def test_a_small_validation_gain_counts_in_accuracy_or_in_per_example_loss():
-    truth = [0, 1, 0, 1, 0, 1, 0, 1]
-    probe_pred = [0, 1, 0, 1, 0, 1, 0, 0]  # 7 of 8 right
-    stage_pred = truth  # one more right: +0.125, and its paired standard error is 0.125 too
-    probe_losses = [0.6, 0.5, 0.7, 0.6, 0.5, 0.6, 0.7, 0.9]
+    truth = [0, 1] * 12  # 24 validation examples
+    probe_pred = truth[:-1] + [0]  # 23 of 24 right
+    stage_pred = truth  # one more right: +0.042, and its paired standard error is 0.042 too
+    rng = np.random.default_rng(0)
+    probe_losses = rng.uniform(0.4, 0.9, size=24).tolist()
     # (a) lower loss on every example: the gain is consistent, beyond its standard error
     why, record = _margin(stage_pred, [v - 0.2 for v in probe_losses], probe_pred, probe_losses, truth)
     assert why is None
-    assert record["margin"]["accuracy_gain"] == pytest.approx(0.125) and record["margin"]["examples"] == 8
+    assert record["margin"]["accuracy_gain"] == pytest.approx(1 / 24, abs=1e-6) and record["margin"]["examples"] == 24
     assert record["margin"]["loss_gain"] == pytest.approx(0.2) and record["margin"]["loss_se"] < 1e-6
-    # (b) the same accuracy, a loss that is better on two examples and worse on the rest: a near-tie
-    mixed = [0.1, 0.1, 0.8, 0.7, 0.6, 0.7, 0.8, 1.0]
+    # (b) the same accuracy, a loss much better on two examples and worse on the rest: a near-tie
+    mixed = [0.05, 0.05] + [v + 0.1 for v in probe_losses[2:]]
     why, record = _margin(stage_pred, mixed, probe_pred, probe_losses, truth)
-    assert why is not None and "within the noise of 8 validation examples" in why and "log-loss" in why
+    assert why is not None and "within the noise of 24 validation examples" in why and "log-loss" in why
     assert record["margin"]["loss_gain"] < record["margin"]["loss_se"]
     # (c) a clear accuracy gain counts whatever the loss does
-    weak_probe = [1, 0, 1, 0, 0, 1, 0, 1]  # 4 of 8 right, the stage gets all 8
+    weak_probe = [1 - t for t in truth[:12]] + truth[12:]  # 12 of 24 right, the stage gets all 24
     assert _margin(stage_pred, mixed, weak_probe, probe_losses, truth)[0] is None
+
+
+def test_on_fewer_than_20_validation_examples_only_accuracy_counts():
+    """Six examples: a loss lower on every one of them (probabilities sharpened) is not evidence enough."""
+    truth = [0, 1, 0, 1, 0, 1]
+    probe_losses = [0.6, 0.5, 0.7, 0.6, 0.5, 0.6]
+    why, record = _margin(truth, [v - 0.2 for v in probe_losses], truth, probe_losses, truth)
+    assert why is not None and "log-loss" not in why and "loss_gain" not in record["margin"]
+    better = [1, 1, 1, 0, 0, 0]  # 3 of 6 right: the stage's +0.5 is beyond its standard error
+    assert _margin(truth, probe_losses, better, probe_losses, truth)[0] is None

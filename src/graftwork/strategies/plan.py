@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from .selection import CV_FOLDS, CV_REPEATS, rule_text, small_validation
+from .selection import CV_FOLDS, CV_REPEATS, MIN_LOSS_EVIDENCE, rule_text, small_validation
 
 FROZEN_BELOW = 25
 FULL_FROM = 10_000
@@ -177,8 +177,9 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
         out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: {rule_text()}): "
                       f"the probe's C by {CV_FOLDS}-fold cross-validation repeated {CV_REPEATS}x over training + "
                       f"validation ({n_val + train_examples} examples), near-ties to stronger regularisation; a "
-                      "fine-tuning stage is kept only if its paired gain over the probe in accuracy or in "
-                      "log-loss is larger than its standard error, and the kept probe is refit on all the data")
+                      "fine-tuning stage is kept only if its paired gain over the probe in accuracy or (from "
+                      f"{MIN_LOSS_EVIDENCE} validation examples) in log-loss is larger than its standard error, "
+                      "and the kept probe is refit on all the data")
     else:
         out |= {"method": "validation", "examples": n_val}
         out["how"] = f"on the validation split ({n_val} examples, {min(counts)}+ per class)"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..console import SILENT, Console
-from ..strategies.selection import collapse_reason, paired_gap
+from ..strategies.selection import MIN_LOSS_EVIDENCE, collapse_reason, paired_gap
 from .callbacks import Callback
 from .state import Progress, Score
 
@@ -114,7 +114,8 @@ class BestStageSelection(Callback):
         The stage's best epoch and the probe are compared on the same validation examples, paired: a gain counts
         when the mean per-example gain in accuracy, or in log-loss (continuous, so it can show on a handful of
         examples what 0/1 accuracy cannot), is larger than its standard error. Neither: a near-tie, and near-ties
-        go to the simpler model. The figures are kept in the stage's record (``margin``)."""
+        go to the simpler model. The loss counts from ``MIN_LOSS_EVIDENCE`` validation examples on (on fewer, its
+        standard error is too rough). The figures are kept in the stage's record (``margin``)."""
         pred = best.get("pred")
         if not self.probe_margin or state.probe_pred is None or pred is None:
             return None
@@ -125,7 +126,7 @@ class BestStageSelection(Callback):
         gap, se = paired_gap(np.asarray(pred) == truth, np.asarray(state.probe_pred) == truth)
         margin: dict[str, Any] = {"examples": len(truth), "accuracy_gain": gap, "accuracy_se": se}
         losses = best.get("losses")
-        if losses is not None and state.probe_losses is not None:
+        if losses is not None and state.probe_losses is not None and len(truth) >= MIN_LOSS_EVIDENCE:
             # the probe's loss minus the stage's, per example: positive where the stage is better
             loss_gap, loss_se = paired_gap(-np.asarray(losses), -np.asarray(state.probe_losses))
             margin |= {"loss_gain": loss_gap, "loss_se": loss_se}
