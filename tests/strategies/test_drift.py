@@ -50,9 +50,11 @@ def test_a_stage_s_first_epoch_is_judged_by_the_floor_only():
 def test_a_huge_learning_rate_is_reported_as_forgetting_and_a_sane_one_is_not(folder):
     sane = graftwork.fit(folder, strategy="gradual", **TINY)
     assert "forgetting" not in {f["code"] for f in sane.metrics["findings"]}
-    # three epochs a stage: the forgetting rule judges a stage's second and later epochs
-    # probe_c fixed: the trajectory this threshold test was calibrated on (a cross-validated probe differs)
-    wild = graftwork.fit(folder, strategy="gradual", **(TINY | {"stage_epochs": 3}), **HUGE, probe_c=1.0)
+    # the forgetting rule judges a stage's second and later epochs: five epochs a stage give the wild run's
+    # chaotic trajectory room to show a jump without validation gain (it did on each of seeds 0-3; with three
+    # epochs, on two of them: a test of the rule must not hang on one trajectory)
+    wild = graftwork.fit(folder, strategy="gradual", **(TINY | {"stage_epochs": 5, "stage_patience": 5}), **HUGE,
+                         probe_c=1.0)
     found = [f for f in wild.metrics["findings"] if f["code"] == "forgetting"]
     assert found and found[0]["severity"] == "warning" and "learning rate" in found[0]["advice"]
     drift = wild.metrics["drift"]
@@ -64,8 +66,9 @@ def test_a_huge_learning_rate_is_reported_as_forgetting_and_a_sane_one_is_not(fo
 
 def test_auto_backs_off_when_it_forgets(tmp_path):
     data = make_image_folder(tmp_path / "img", per_class=32, classes=("red", "green", "blue"))
-    # probe_c fixed: the trajectory this test was calibrated on (a cross-validated probe differs)
-    model = graftwork.fit(data, strategy="auto", **(TINY | {"stage_epochs": 4, "stage_patience": 4}), **HUGE,
+    # six epochs a stage: room to go on after backing off wherever the wild trajectory forgets (seeds 0-2 all
+    # backed off by epoch 3; with four epochs a back-off at the last epoch would leave nothing to check)
+    model = graftwork.fit(data, strategy="auto", **(TINY | {"stage_epochs": 6, "stage_patience": 6}), **HUGE,
                           probe_c=1.0)
     assert model.config["plan"]["strategy"] == "full"  # images, 25-499 per class: LP-FT
     backed = [s for s in model.metrics["stages"] if "backoff" in s]
