@@ -130,8 +130,8 @@ class BestStageSelection(Callback):
             # the probe's loss minus the stage's, per example: positive where the stage is better
             loss_gap, loss_se = paired_gap(-np.asarray(losses), -np.asarray(state.probe_losses))
             margin |= {"loss_gain": loss_gap, "loss_se": loss_se}
-        record["margin"] = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
-                            for k, v in margin.items()}
+        record["margin"] = {k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else None)
+                            for k, v in margin.items()}  # JSON: an undefined standard error is null
         if gap > se or margin.get("loss_gain", 0.0) > margin.get("loss_se", math.inf):
             return None
         loss_part = (f" and in log-loss ({margin['loss_gain']:+.4f}, standard error {margin['loss_se']:.4f})"
