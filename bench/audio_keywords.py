@@ -68,6 +68,7 @@ def run(data: Path, method: str, window: float | None, epochs: int, seed: int) -
     return {"method": method, "window_s": model.config["preprocessing"].get("window_s"),
             "test_acc": round(model.metrics["test"]["accuracy"], 4),
             "test_macro_f1": round(model.metrics["test"]["macro_f1"], 4), "kept": model.metrics["kept_stage"],
+            "not_kept": {s["stage"]: s["rejected"] for s in model.metrics["stages"] if s.get("rejected")},
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
