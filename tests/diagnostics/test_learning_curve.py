@@ -93,3 +93,19 @@ def test_the_bootstraps_vectorised_fits_are_as_good_as_curve_fits():
         ref = found[0]
         theirs = float(((power_law(n, ref["a"], ref["b"], ref["c"]) - row) ** 2).sum())
         assert mine <= theirs + 1e-4, (row, fit, ref)
+
+
+def test_the_interval_counts_the_noise_of_the_held_out_scores():
+    """Three runs that agree exactly still leave the uncertainty of scoring each on a quarter of the data: the
+    interval is not a point, and it narrows as the data (so each held-out quarter) grows."""
+    from graftwork.diagnostics.learning_curve import CurvePoint, project
+
+    def width(current: int) -> float:
+        sizes = [current * f * 0.75 for f in (0.125, 0.25, 0.5, 1.0)]
+        points = [CurvePoint(int(n), a, [a, a, a]) for n, a in zip(sizes, (0.6, 0.7, 0.76, 0.8), strict=True)]
+        p = project(points, current, lambda factor: (0, "frozen")).projections[0]
+        assert p.low <= p.accuracy <= p.high
+        return p.high - p.low
+
+    small, large = width(80), width(8000)
+    assert small > 0.02 and large < small / 3

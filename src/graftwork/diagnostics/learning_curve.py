@@ -183,10 +183,13 @@ def project(points: list[CurvePoint], current: int, scaled_strategy: Any, *, fac
     rng = np.random.default_rng(seed)
     boots: list[dict[str, float]] = []
     if all(len(p.runs) >= 2 for p in points):
-        # resample each size's runs: the spread the seeds' splits show; each resample fitted as the means were
-        # (the exponent free, or fixed when the means' fit fixed it)
-        samples = np.array([[np.mean(rng.choice(p.runs, size=len(p.runs))) for p in points]
-                            for _ in range(BOOTSTRAP)])
+        # resample each size's runs (the spread the seeds' splits show), and each run's score as a binomial draw
+        # on its held-out examples (a run is scored on a quarter of the data: on small data its own noise is
+        # most of the uncertainty, and the seeds' 3 runs alone understated it: bench/curve_extrapolation.py);
+        # each resample is fitted as the means were (the exponent free, or fixed when the means' fit fixed it)
+        held = max(1, math.ceil(HOLDOUT * current))
+        samples = np.array([[np.mean(rng.binomial(held, rng.choice(p.runs, size=len(p.runs))) / held)
+                             for p in points] for _ in range(BOOTSTRAP)])
         exponents = EXPONENTS if method == "power law" else np.array([params["c"]])
         boots = bootstrap_fits(ns, samples, exponents)
     last = means[-1]
