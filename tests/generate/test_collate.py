@@ -79,4 +79,4 @@ def test_epoch_batches_depend_only_on_seed_stage_and_epoch():
     a = batches(2)
     assert a == batches(2) and a != batches(3)
     assert sorted(o for b in a for o in b) == sorted(e.origin for e in encoded)
-    assert task.collate(task.train_dataset().examples[:4])["input_ids"].shape[0] <= 4  # packed rows
+    assert task.collate(task.train_dataset().items[:4])["input_ids"].shape[0] <= 4  # packed rows

@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..console import SILENT, Console
 from ..strategies.base import Strategy
@@ -43,6 +42,7 @@ from ..train import (
     ValScore,
     load_checkpoint,
 )
+from ..train.task import ListDataset
 from .collate import collate, fixed_batches, token_loss
 from .decode import generate_texts
 from .encode import Encoded, Formatter
@@ -60,19 +60,6 @@ class ValidationSet:
     encoded: list[Encoded]
     contexts: list[list[dict[str, str]]]
     references: list[str]
-
-
-class Examples(Dataset):
-    """The encoded training examples; the trainer draws each epoch's order and batches them."""
-
-    def __init__(self, examples: list[Encoded]):
-        self.examples = examples
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, i: int) -> Encoded:
-        return self.examples[i]
 
 
 @torch.no_grad()
@@ -110,8 +97,8 @@ class GenerationTask:
         """Whether there is anything to validate on (without it, no epoch can be preferred to another)."""
         return bool(self.val.encoded or self.val.contexts)
 
-    def train_dataset(self) -> Examples:
-        return Examples(self.train)
+    def train_dataset(self) -> ListDataset:
+        return ListDataset(self.train)
 
     def collate(self, items: list[Encoded]) -> dict[str, torch.Tensor]:
         return collate(items, self.pad_id, self.row_tokens)

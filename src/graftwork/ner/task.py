@@ -18,10 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..strategies.plan import class_weight_vector
-from ..train.task import ValScore
+from ..train.task import ListDataset, ValScore
 from .align import IGNORE, chunk_sentences, encode
 from .data import Sentence
 from .decode import constraints, viterbi
@@ -29,19 +28,6 @@ from .metrics import span_f1
 from .model import TokenClassifier, log_softmax
 
 Row = tuple[list[str], list[int]]
-
-
-class WordChunks(Dataset):
-    """The training rows: (words, tag ids) of each chunk of each training sentence."""
-
-    def __init__(self, rows: list[Row]):
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> Row:
-        return self.rows[i]
 
 
 def tag_weights(tags: list[str], train: list[Sentence]) -> list[float]:
@@ -69,12 +55,12 @@ class NerTask:
         self._rows: list[Row] | None = None
 
     # -- training ------------------------------------------------------------------------------------------
-    def train_dataset(self) -> WordChunks:
+    def train_dataset(self) -> ListDataset:
         if self._rows is None:
             chunks = chunk_sentences(self.net.tokenizer, [s.tokens for s in self.train], self.net.backbone.max_length)
             self._rows = [(self.train[c.sentence].tokens[c.start:c.end],
                            [self.index[t] for t in self.train[c.sentence].tags[c.start:c.end]]) for c in chunks]
-        return WordChunks(self._rows)
+        return ListDataset(self._rows)  # (words, tag ids) of each chunk of each training sentence
 
     def collate(self, items: list[Row]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         enc = encode(self.net.tokenizer, [w for w, _ in items], self.net.backbone.max_length, [t for _, t in items])
@@ -109,11 +95,11 @@ class NerTask:
         nll = [-lp[np.arange(len(g)), [self.index[t] for t in g]] for lp, g in zip(logps, gold, strict=True)]
         return ValScore(span_f1(gold, pred), float(np.concatenate(nll).mean()) if nll else 0.0)
 
-    def probe_batch(self, n: int) -> dict[str, torch.Tensor]:
+    def probe_batch(self, n: int) -> dict[str, torch.Tensor] | None:
         """Encoder inputs of the first ``n`` validation sentences (cut to the window): the fixed batch on which
-        drift is measured."""
+        drift is measured; None with fewer than 2 (nothing to compare representations on)."""
         rows = [s.tokens for s in self.val[:n]]
-        return encode(self.net.tokenizer, rows, self.net.backbone.max_length).inputs
+        return encode(self.net.tokenizer, rows, self.net.backbone.max_length).inputs if len(rows) > 1 else None
 
     def describe(self) -> dict[str, Any]:
         return {"score": "entity F1 (exact spans, micro), Viterbi decoding under IOB2 constraints",

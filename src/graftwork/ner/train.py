@@ -151,7 +151,7 @@ def fine_tune(trainer: StagedTrainer, schedule: list[int], probe: dict[str, Any]
     after)."""
     task: NerTask = trainer.task  # type: ignore[assignment]
     trainer.callbacks = standard_callbacks(
-        trainer, cfg, modality="text", probe_batch=task.probe_batch(PROBE_BATCH) if len(task.val) > 1 else None,
+        trainer, cfg, modality="text", probe_batch=task.probe_batch(PROBE_BATCH),
         unfreeze_patience=cfg.unfreeze_patience, partial=partial, console=console, extra=callbacks or [])
     progress = starting_progress(resume, lambda: Progress(
         schedule=schedule, best={"stage": PROBE, "val_f1": probe["val_f1"], "val_loss": probe["val_loss"]},

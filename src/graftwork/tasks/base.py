@@ -121,9 +121,9 @@ class Task(ABC):
         what = f"export --format {form}" if form else "export"
         return ConfigError(f"{what}: not available for {self.name} runs.", hint=f"{self.name} runs export as: {forms}.")
 
+    @abstractmethod
     def report_sections(self, config: dict[str, Any], metrics: dict[str, Any]) -> list[Any]:
         """The sections of this task's ``report.html``, in page order (:mod:`graftwork.report` lays them out)."""
-        raise NotImplementedError(f"{self.name} runs have no report")
 
     def write_report(self, run_dir: str | Path, *, out: str | Path | None = None, force: bool = False) -> Path:
         """(Re)write the run's self-contained ``report.html`` (or ``out``); return where it was written."""

@@ -25,6 +25,20 @@ class ValScore:
     losses: np.ndarray | None = None  # per-example losses (classification: for the paired margin)
 
 
+class ListDataset(torch.utils.data.Dataset):
+    """Training examples already prepared in a list (NER's word chunks, generation's encoded examples); the
+    trainer draws each epoch's order and batches them."""
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+
 class TrainingTask(Protocol):
     """The task side of training; see the module docstring."""
 
