@@ -31,7 +31,10 @@ import torch
 
 FORTUNES = Path("/usr/share/games/fortunes")
 SETS = {"binary": ["science", "politics"],
-        "many-class": ["computers", "food", "law", "love", "politics", "science", "sports", "startrek"]}
+        "many-class": ["computers", "food", "law", "love", "politics", "science", "sports", "startrek"],
+        # held out: first run with the k-fold fine-tuning rule in place, nothing chosen on them
+        "binary-fresh": ["education", "work"],
+        "many-fresh": ["art", "drugs", "education", "kids", "linux", "literature", "men-women", "work"]}
 BACKBONE = "hf:sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -84,7 +87,7 @@ def run_one(name: str, pools: dict[str, list[str]], test: list[tuple[str, str]],
     return {"set": name, "per_class": size, "seed": seed, "auto": m["test"]["accuracy"],
             "sklearn": sklearn_probe(feats, train, test), "seconds": round(seconds, 1),
             "strategy": model.config["plan"]["strategy"], "kept_stage": m["kept_stage"],
-            "selection": m["selection"].get("method"), "probe": m["selection"].get("probe"),
+            "selection": m["selection"].get("method"), "fine_tuning": m["selection"].get("fine_tuning"), "probe": m["selection"].get("probe"),
             "top_predicted_share": float(confusion.sum(0).max() / confusion.sum()),
             "rejected_stages": [s.get("rejected") for s in m["stages"] if s.get("rejected")],
             "margins": {s["stage"]: s["margin"] for s in m["stages"] if s.get("margin")},

@@ -33,14 +33,12 @@ def _peak_mib() -> float:
 
 
 def run_graftwork(data: Path, out: Path) -> dict:
-    from graftwork.config import FitConfig
-    from graftwork.console import Console
-    from graftwork.pipeline import run_fit
+    import graftwork
 
     t0 = time.perf_counter()
-    cfg = FitConfig(task="generate", strategy="lora", stage_epochs=EPOCHS, lr=LR, batch_size=BATCH, lora_r=RANK,
-                    lora_alpha=ALPHA, weight_decay=0.0, max_new_tokens=MAX_NEW, device="cpu")
-    model = run_fit(data, cfg, out=out, console=Console(verbose=True))
+    model = graftwork.fit(data, out, verbose=True, task="generate", strategy="lora", stage_epochs=EPOCHS, lr=LR,
+                          batch_size=BATCH, lora_r=RANK, lora_alpha=ALPHA, weight_decay=0.0,
+                          max_new_tokens=MAX_NEW, device="cpu")
     m = model.metrics
     return {"exact_match": m["test"]["exact_match"], "chrf": m["test"]["chrf"], "train_s": m["timing"]["train_s"],
             "train_loop_s": round(sum(h.get("seconds", 0) for h in m["history"]), 2),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import graftwork
 from graftwork.backbones import build_backbone
 from graftwork.data import Examples
 from graftwork.strategies.base import Rates
@@ -25,7 +24,7 @@ from graftwork.strategies.selection import (
 )
 from graftwork.train import BestStageSelection, Progress, Score
 
-from ..conftest import WORDS, make_text_rows, write_csv
+from ..conftest import WORDS, make_text_rows
 from ..train.tiny import make_trainer
 from .test_head import blobs
 
@@ -140,26 +139,6 @@ def test_a_stage_with_a_worse_loss_than_the_probe_is_not_eligible(tiny_bert):
     assert "worse than the linear probe" in BestStageSelection.ineligible(val, score, progress)
     progress.stages[0]["val_loss"] = math.inf
     assert BestStageSelection.ineligible(val, score, progress) is None
-
-
-def test_few_shot_fit_selects_by_cross_validation_end_to_end(tmp_path, tiny_bert):
-    """10 texts per class (8 training, 2 validation each): auto fine-tunes text, and every choice is made by
-    cross-validation or against its standard error; the run records how."""
-    data = write_csv(tmp_path / "few.csv", make_text_rows(per_class=10, seed=3))
-    model = graftwork.fit(data, backbone=str(tiny_bert), stage_epochs=2, batch_size=4)
-    m = model.metrics
-    assert model.config["plan"]["strategy"] == "full"
-    sel = m["selection"]
-    assert sel["small_validation"] and sel["method"] == "cross-validation" and sel["examples"] == 20
-    assert m["probe"]["selection"] == "cross-validation" and m["probe"]["examples"] == 20
-    assert model.config["plan"]["selection"]["method"] == "cross-validation"
-    kept = next(s for s in m["stages"] if s["kept"])
-    assert "rejected" not in kept
-    if kept["stage"] == "linear probe":  # the probe won: refit on all 20 examples with the cross-validated C
-        assert m["stages"][0]["refit"] == {"C": m["probe"]["C"], "examples": 20}
-    curve = m["learning_curve"]
-    assert curve["current"] == 20 and [p["factor"] for p in curve["projections"]] == [2.0, 4.0]
-    assert any(f["code"] == "learning-curve" for f in m["findings"])
 
 
 def test_scikit_learns_default_is_a_candidate_and_loads_as_the_same_function():

@@ -38,7 +38,7 @@ def evaluate(state: FitState) -> FitState:
     for name in state.parts:
         metrics[name] = split_metrics(head, state.feats[name][0], y[name], y["train"], state.classes)
     if state.selection_val is not None:
-        metrics["val"] = state.selection_val | {"note": "before the refit on training + validation data"}
+        metrics["val"] = {"note": "before the refit on training + validation data"} | state.selection_val
     metrics["drift"] = [row for s in stages for row in s.get("drift", [])]
     metrics["selection"] = plan.selection | {"probe": state.probe.describe()}
     state.metrics = metrics

@@ -32,7 +32,9 @@ def plan(state: FitState) -> FitState:
                         hint="give a val split, or set --val-fraction above 0, or use --strategy frozen.")
     if state.window is not None:
         found.details["audio window"] = state.window.describe()
-    found.selection = selection_for(val.class_counts() if val is not None else {}, len(train), probe_c=cfg.probe_c)
+    found.selection = selection_for(val.class_counts() if val is not None else {}, len(train), probe_c=cfg.probe_c,
+                                    fine_tunes=found.fine_tunes, refit=cfg.refit,
+                                    distributed=processes().is_distributed)
     state.mismatch = bn_mismatch(backbone, train, cfg, state.console)
     if state.mismatch is not None and state.mismatch.severity != "info" and cfg.strategy == "auto":
         adapt_plan_to_mismatch(found, cfg, state.mismatch)

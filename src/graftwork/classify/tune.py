@@ -19,6 +19,7 @@ from ..strategies.inputs import DecodedImages, TrainingInputs
 from ..strategies.lora import has_lora, remove_lora
 from ..strategies.plan import Plan, class_weight_vector
 from ..strategies.registry import get_strategy
+from ..strategies.selection import cross_validates_fine_tuning
 from ..train import Callback, Progress, StagedTrainer
 from ..train.checkpoint import start_partial
 from ..train.standard import standard_callbacks, starting_progress, train_settings
@@ -30,8 +31,11 @@ from .task import ClassificationTask
 
 def tune(state: FitState) -> FitState:
     """Train the stages of the plan's strategy (resuming from the checkpoint with ``--resume``), keep the best
-    stage, and recompute the features with the fine-tuned backbone. Nothing to do when the probe is the model."""
+    stage, and recompute the features with the fine-tuned backbone. Nothing to do when the probe is the model.
+    With a tiny validation split and little data, the choice is made by k-fold fine-tuning instead
+    (:mod:`.crossval`)."""
     from ..distributed import processes
+    from .crossval import cross_validated_tune
 
     strategy, backbone, cfg, parts = state.strategy, state.backbone, state.cfg, state.parts
     if strategy is None:
@@ -42,25 +46,40 @@ def tune(state: FitState) -> FitState:
         resume = start_partial(state.partial, state.data, cfg.to_dict(), force=state.force,
                                signature=data_signature(parts), resume=state.resume, console=state.console)
     resume = processes().broadcast(resume)  # launched on several: rank 0 read the checkpoint
-    strategy.inject(backbone)
-    inputs = training_inputs(backbone, parts, state.feats, state.y, cfg)
-    progress = fine_tune(backbone, state.head, strategy, state.schedule, inputs, state.classes,
-                         parts["train"].class_counts(), cfg, state.plan, state.lp_record, partial=state.partial,
-                         resume=resume, console=state.console, callbacks=state.callbacks,
-                         probe_margin=state.small_val)
-    state.stages = progress.stages
-    kept = progress.best["stage"]
-    if kept == "linear probe" and has_lora(backbone):
-        remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
-    if kept == "linear probe" and state.plan.fine_tunes and cfg.refit:
-        # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
-        state.head, state.selection_val = refit_head(state)
+    if cross_validates(state):
+        state = cross_validated_tune(state)
+    else:
+        strategy.inject(backbone)
+        inputs = training_inputs(backbone, parts, state.feats, state.y, cfg)
+        progress = fine_tune(backbone, state.head, strategy, state.schedule, inputs, state.classes,
+                             parts["train"].class_counts(), cfg, state.plan, state.lp_record,
+                             partial=state.partial, resume=resume, console=state.console, callbacks=state.callbacks,
+                             probe_margin=state.small_val)
+        state.stages = progress.stages
+        if progress.best["stage"] == "linear probe" and has_lora(backbone):
+            remove_lora(backbone, merge=False)  # the probe won: its adapters are still zero, the backbone is plain
+        if progress.best["stage"] == "linear probe" and state.plan.fine_tunes and cfg.refit:
+            # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
+            state.head, state.selection_val = refit_head(state)
+    kept = next(s["stage"] for s in state.stages if s.get("kept"))
     if kept != "linear probe" and state.plan.fine_tunes:
         backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
         backbone.info.extra["fine_tuned"] = kept
         backbone.refresh_fingerprint()
         state.feats = features(backbone, parts, cfg, state.console, [])  # final metrics with the fine-tuned one
     return state
+
+
+def cross_validates(state: FitState) -> bool:
+    """Is "fine-tune or keep the probe" decided by k-fold fine-tuning? (:func:`graftwork.strategies.selection.
+    cross_validates_fine_tuning`; only when the kept model is to be refit on all the data, as it then is.)"""
+    from ..distributed import processes
+
+    assert state.plan is not None
+    n_val = len(state.y.get("val", []))
+    return state.cfg.refit and state.small_val and cross_validates_fine_tuning(
+        n_val, len(state.y["train"]) + n_val, fine_tunes=state.plan.fine_tunes,
+        distributed=processes().is_distributed)
 
 
 def augments(cfg: FitConfig, backbone: Backbone) -> bool:

@@ -6,8 +6,10 @@ would keep), so that each epoch pays for augmentation and the forward pass, not 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -61,6 +63,12 @@ class TrainingInputs(Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def subset(self, index: list[int] | np.ndarray) -> TrainingInputs:
+        """The examples at ``index``, prepared the same way (a cross-validation fold)."""
+        out = copy.copy(self)
+        out.items, out.labels = [self.items[int(i)] for i in index], [self.labels[int(i)] for i in index]
+        return out
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         if not self.image:  # audio is decoded each epoch (cheap next to the forward pass); no augmentation

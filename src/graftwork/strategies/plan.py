@@ -44,7 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from .selection import CV_FOLDS, CV_REPEATS, MIN_LOSS_EVIDENCE, rule_text, small_validation
+from .selection import (
+    CV_FINE_TUNE_MAX,
+    CV_FOLDS,
+    CV_REPEATS,
+    MIN_LOSS_EVIDENCE,
+    cross_validates_fine_tuning,
+    rule_text,
+    small_validation,
+)
 
 FROZEN_BELOW = 25
 FULL_FROM = 10_000
@@ -161,9 +169,11 @@ def class_weight_vector(classes: list[str], counts: dict[str, int]) -> list[floa
     return [total / (len(classes) * max(counts.get(c, 0), 1)) for c in classes]
 
 
-def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: float | None = None) -> dict[str, Any]:
+def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: float | None = None,
+                  fine_tunes: bool = False, refit: bool = True, distributed: bool = False) -> dict[str, Any]:
     """How the probe's C and the kept stage are chosen, given the validation split's class counts (empty: no
-    validation split) and the number of training examples; JSON-able, with ``how`` in words."""
+    validation split), the number of training examples and whether the plan fine-tunes (``refit``: the kept
+    model is retrained on training + validation data); JSON-able, with ``how`` in words."""
     n_val = sum(val_counts.values())
     counts = [c for c in val_counts.values() if c > 0]
     small = small_validation(counts)
@@ -172,6 +182,17 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
     if not counts:
         out["how"] = ("no validation split: the probe's C by repeated stratified cross-validation on the "
                       f"{train_examples} training examples")
+    elif small and refit and probe_c is None and cross_validates_fine_tuning(
+            n_val, n_val + train_examples, fine_tunes=fine_tunes, distributed=distributed):
+        total = n_val + train_examples
+        out |= {"method": "cross-validation", "examples": total, "fine_tuning": "cross-validation"}
+        out["how"] = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data small "
+                      f"({total} examples, at most {CV_FINE_TUNE_MAX}): the probe's C by {CV_FOLDS}-fold "
+                      f"cross-validation repeated {CV_REPEATS}x over training + validation, near-ties to stronger "
+                      f"regularisation; then the plan's fine-tuning is run on up to {CV_FOLDS} folds of the same "
+                      f"{total} examples and kept only if its held-out predictions beat the probe's by more than "
+                      "their standard error (paired, in accuracy or log-loss); the winner is retrained on all "
+                      "the data")
     elif small:
         out |= {"method": "cross-validation", "examples": n_val + train_examples}
         out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: {rule_text()}): "

@@ -27,6 +27,11 @@ COLLAPSE_SHARE = 0.9
 # only sharpens the probabilities of examples the probe already got right passed it (binary texts, 6 validation
 # examples: the loss gain was 2-4 standard errors on 2 of 3 seeds, the test accuracy 0.6-1.25 points lower)
 MIN_LOSS_EVIDENCE = 20
+# Below MIN_LOSS_EVIDENCE validation examples the paired margin rests on accuracy alone, on a handful of examples.
+# Then, when training + validation hold at most this many examples, "fine-tune or keep the probe" is decided by
+# k-fold fine-tuning over all of them instead (k fine-tunings of the plan's recipe; at this size each costs
+# little), and the chosen recipe is retrained on all of them.
+CV_FINE_TUNE_MAX = 120
 
 
 def small_validation(val_counts: Sequence[int]) -> bool:
@@ -37,6 +42,14 @@ def small_validation(val_counts: Sequence[int]) -> bool:
 
 def rule_text() -> str:
     return f"fewer than {SMALL_VAL_PER_CLASS} validation examples in the smallest class"
+
+
+def cross_validates_fine_tuning(val_examples: int, all_examples: int, *, fine_tunes: bool,
+                                 distributed: bool = False) -> bool:
+    """True when fine-tuning is judged by k-fold fine-tuning (see ``CV_FINE_TUNE_MAX``) rather than on the
+    validation split; several processes keep the validation rule (the folds run in one process)."""
+    return (fine_tunes and not distributed and 0 < val_examples < MIN_LOSS_EVIDENCE
+            and all_examples <= CV_FINE_TUNE_MAX)
 
 
 def cv_splits(n: int, smallest: int) -> tuple[int, int]:
@@ -51,6 +64,39 @@ def paired_gap(better: np.ndarray, worse: np.ndarray) -> tuple[float, float]:
     if len(d) < 2:
         return float(d.mean()) if len(d) else 0.0, math.inf
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def margin(pred: np.ndarray, probe_pred: np.ndarray, truth: np.ndarray, losses: np.ndarray | None = None,
+           probe_losses: np.ndarray | None = None) -> tuple[dict[str, float], bool]:
+    """Does a fine-tuned model beat the probe by more than the noise of these examples? Compared paired, on the
+    same examples: a gain counts when the mean per-example gain in accuracy, or in log-loss (continuous, so it
+    can show on a few dozen examples what 0/1 accuracy cannot; counted from ``MIN_LOSS_EVIDENCE`` examples on),
+    is larger than its standard error. Neither: a near-tie, which goes to the simpler probe.
+
+    Returns the figures (``examples``, ``accuracy_gain``, ``accuracy_se``, maybe ``loss_gain``, ``loss_se``)
+    and whether the gain counts."""
+    truth = np.asarray(truth)
+    gap, se = paired_gap(np.asarray(pred) == truth, np.asarray(probe_pred) == truth)
+    figures: dict[str, float] = {"examples": len(truth), "accuracy_gain": gap, "accuracy_se": se}
+    if losses is not None and probe_losses is not None and len(truth) >= MIN_LOSS_EVIDENCE:
+        # the probe's loss minus the model's, per example: positive where the model is better
+        figures["loss_gain"], figures["loss_se"] = paired_gap(-np.asarray(losses), -np.asarray(probe_losses))
+    return figures, bool(gap > se or figures.get("loss_gain", 0.0) > figures.get("loss_se", math.inf))
+
+
+def margin_text(figures: dict[str, float], where: str) -> str:
+    """Why a gain over the probe is a near-tie, in words (``where``: "validation examples", ...)."""
+    loss_part = (f" and in log-loss ({figures['loss_gain']:+.4f}, standard error {figures['loss_se']:.4f})"
+                 if "loss_gain" in figures else "")
+    return (f"its gain over the linear probe in accuracy ({figures['accuracy_gain']:+.4f}, standard error "
+            f"{figures['accuracy_se']:.4f}){loss_part} is within the noise of {figures['examples']} {where}: the "
+            "simpler probe is kept")
+
+
+def json_figures(figures: dict[str, float]) -> dict[str, float | None]:
+    """``figures`` rounded for JSON; an undefined standard error is null."""
+    return {k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else None)
+            for k, v in figures.items()}
 
 
 def simplest_near_best(scores: list[np.ndarray], best: int) -> int:

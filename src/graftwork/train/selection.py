@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..console import SILENT, Console
-from ..strategies.selection import MIN_LOSS_EVIDENCE, collapse_reason, paired_gap
+from ..strategies.selection import collapse_reason, json_figures, margin, margin_text
 from .callbacks import Callback
 from .state import Progress, Score
 
@@ -109,35 +109,21 @@ class BestStageSelection(Callback):
 
     def _short_of_margin(self, trainer: StagedTrainer, best: dict[str, Any], state: Progress,
                          record: dict[str, Any]) -> str | None:
-        """With a small validation split: why a stage's gain over the probe is a near-tie, or None.
-
-        The stage's best epoch and the probe are compared on the same validation examples, paired: a gain counts
-        when the mean per-example gain in accuracy, or in log-loss (continuous, so it can show on a handful of
-        examples what 0/1 accuracy cannot), is larger than its standard error. Neither: a near-tie, and near-ties
-        go to the simpler model. The loss counts from ``MIN_LOSS_EVIDENCE`` validation examples on (on fewer, its
-        standard error is too rough). The figures are kept in the stage's record (``margin``)."""
+        """With a small validation split: why a stage's best epoch does not beat the probe by more than the noise
+        of the validation examples (:func:`graftwork.strategies.selection.margin`: the paired gain in accuracy or
+        log-loss against its standard error), or None. The figures are kept in the stage's record (``margin``)."""
         pred = best.get("pred")
         if not self.probe_margin or state.probe_pred is None or pred is None:
             return None
         truth = (trainer.last or trainer.validate()).truth
         if truth is None:
             return None
-        truth = np.asarray(truth)
-        gap, se = paired_gap(np.asarray(pred) == truth, np.asarray(state.probe_pred) == truth)
-        margin: dict[str, Any] = {"examples": len(truth), "accuracy_gain": gap, "accuracy_se": se}
-        losses = best.get("losses")
-        if losses is not None and state.probe_losses is not None and len(truth) >= MIN_LOSS_EVIDENCE:
-            # the probe's loss minus the stage's, per example: positive where the stage is better
-            loss_gap, loss_se = paired_gap(-np.asarray(losses), -np.asarray(state.probe_losses))
-            margin |= {"loss_gain": loss_gap, "loss_se": loss_se}
-        record["margin"] = {k: (v if not isinstance(v, float) else round(v, 6) if math.isfinite(v) else None)
-                            for k, v in margin.items()}  # JSON: an undefined standard error is null
-        if gap > se or margin.get("loss_gain", 0.0) > margin.get("loss_se", math.inf):
-            return None
-        loss_part = (f" and in log-loss ({margin['loss_gain']:+.4f}, standard error {margin['loss_se']:.4f})"
-                     if "loss_gain" in margin else "")
-        return (f"its gain over the linear probe in accuracy ({gap:+.4f}, standard error {se:.4f}){loss_part} is "
-                f"within the noise of {len(truth)} validation examples: the simpler probe is kept")
+        losses, probe_losses = best.get("losses"), state.probe_losses
+        figures, wins = margin(np.asarray(pred), np.asarray(state.probe_pred), np.asarray(truth),
+                               None if losses is None else np.asarray(losses),
+                               None if probe_losses is None else np.asarray(probe_losses))
+        record["margin"] = json_figures(figures)
+        return None if wins else margin_text(figures, "validation examples")
 
 
 class EarlyStopping(Callback):
