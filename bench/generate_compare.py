@@ -42,6 +42,7 @@ def run_graftwork(data: Path, out: Path) -> dict:
     m = model.metrics
     return {"exact_match": m["test"]["exact_match"], "chrf": m["test"]["chrf"], "train_s": m["timing"]["train_s"],
             "train_loop_s": round(sum(h.get("seconds", 0) for h in m["history"]), 2),
+            "train_steps_s": round(sum(h.get("train_seconds", 0) for h in m["history"]), 2),
             "total_s": round(time.perf_counter() - t0, 2), "best_epoch": m["best_epoch"],
             "zero_shot": m["control"]["zero_shot"]["exact_match"],
             "few_shot": m["control"].get("few_shot", {}).get("exact_match"), "peak_rss_mib": _peak_mib()}

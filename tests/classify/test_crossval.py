@@ -14,6 +14,7 @@ from graftwork.classify.planning import plan
 from graftwork.classify.prepare import prepare_data
 from graftwork.classify.probe import probe
 from graftwork.classify.state import FitState
+from graftwork.classify.tune import k_fold_allowed
 from graftwork.config import FitConfig
 from graftwork.strategies.plan import selection_for
 from graftwork.strategies.selection import CV_FINE_TUNE_MAX, MIN_LOSS_EVIDENCE, cross_validates_fine_tuning
@@ -33,7 +34,9 @@ def test_the_rule_applies_below_20_validation_examples_on_small_data_only():
     how = selection_for({"a": 3, "b": 3}, 26, fine_tunes=True)
     assert how["fine_tuning"] == "cross-validation" and "retrained on all the data" in how["how"]
     assert "fine_tuning" not in selection_for({"a": 3, "b": 3}, 26, fine_tunes=False)
-    assert "fine_tuning" not in selection_for({"a": 3, "b": 3}, 26, fine_tunes=True, refit=False)
+    assert "fine_tuning" not in selection_for({"a": 3, "b": 3}, 26, fine_tunes=True, k_fold=False)
+    assert k_fold_allowed(FitConfig()) and not k_fold_allowed(FitConfig(refit=False))
+    assert not k_fold_allowed(FitConfig(l2sp=1.0)) and not k_fold_allowed(FitConfig(wise=True))
 
 
 def _pooled(right: int, n: int, loss: float, truth: np.ndarray, rng: np.random.Generator) -> Pooled:
@@ -69,10 +72,12 @@ def test_a_near_tie_on_the_pooled_predictions_goes_to_the_probe():
 
 def test_few_shot_fit_decides_fine_tuning_by_k_fold_and_retrains_on_everything(tmp_path, tiny_bert):
     data = write_csv(tmp_path / "few.csv", make_text_rows(per_class=10, seed=3))
-    model = graftwork.fit(data, backbone=str(tiny_bert), stage_epochs=2, batch_size=4)
+    model = graftwork.fit(data, tmp_path / "run", backbone=str(tiny_bert), stage_epochs=2, batch_size=4)
     m = model.metrics
     assert model.config["plan"]["strategy"] == "full"
     assert m["selection"]["fine_tuning"] == "cross-validation"
+    report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "5-fold" in report and "retrained on all the data" in report
     probe_record, stage = m["stages"]
     # every example (16 training + 4 validation) was held out once: the figures are over 20, not 4
     assert probe_record["cross_validation"] == stage["cross_validation"] == {"folds": 5, "examples": 20}

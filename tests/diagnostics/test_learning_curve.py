@@ -39,6 +39,9 @@ def test_two_points_fix_the_exponent_and_one_point_extrapolates_nothing():
     for p in curve.projections:
         assert 0.7 <= p.low <= p.accuracy <= p.high <= 1.0  # never below the largest measured subset
     assert curve.projections[1].accuracy >= curve.projections[0].accuracy
+    for p in curve.projections:  # what more data adds: from the curve at today's 27 examples
+        assert p.gain == pytest.approx(p.accuracy - power_law(27.0, **curve.params)) and p.gain > 0
+    assert "points over now" in curve.describe()[1] and "points over now" in curve.finding().message
     single = project([CurvePoint(10, 0.6, [0.6])], 13, lambda f: (int(6 * f), "frozen"))
     assert single.params is None and not single.projections and "nothing to extrapolate" in single.note
     assert single.finding().code == "learning-curve" and single.note in single.finding().message
@@ -53,6 +56,9 @@ def test_measured_curve_on_features_projects_the_plan_at_more_data():
     assert curve.current == 80 and curve.projections[0].examples == 160
     again = LearningCurve.from_dict(curve.to_dict())
     assert again.to_dict() == curve.to_dict()
+    older = curve.to_dict()  # a run recorded before the gain was: still readable
+    older["projections"] = [{k: v for k, v in p.items() if k != "gain"} for p in older["projections"]]
+    assert LearningCurve.from_dict(older).projections[0].gain is None
     assert any("2x the data" in line for line in curve.describe())
 
 

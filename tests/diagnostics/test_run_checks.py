@@ -104,7 +104,7 @@ def test_fit_with_groups_reports_them_in_metrics_and_report(tmp_path, tiny_bert)
     model = graftwork.fit(path, out=tmp_path / "run", backbone=f"hf:{tiny_bert}", groups="region")
     groups = model.metrics["groups"]["groups"]
     assert set(groups) == {"north", "south"}
-    assert sum(g["n"] for g in groups.values()) == model.metrics["val"]["n"]
+    assert sum(g["n"] for g in groups.values()) == model.metrics["data"]["fit_split"]["val"]
     assert "Per-group metrics" in (tmp_path / "run" / "report.html").read_text()
     with pytest.raises(DataError, match="country") as err:
         graftwork.fit(path, backbone=f"hf:{tiny_bert}", groups="country")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from graftwork.generate.collate import collate, pack_rows
+from graftwork.generate.collate import collate, pack_rows, token_loss
 from graftwork.generate.data import GenExample
 from graftwork.generate.encode import IGNORE, Formatter
 
@@ -80,3 +80,24 @@ def test_epoch_batches_depend_only_on_seed_stage_and_epoch():
     assert a == batches(2) and a != batches(3)
     assert sorted(o for b in a for o in b) == sorted(e.origin for e in encoded)
     assert task.collate(task.train_dataset().items[:4])["input_ids"].shape[0] <= 4  # packed rows
+
+
+def test_the_loss_from_target_positions_only_equals_the_loss_over_every_logit():
+    """token_loss projects only the positions that predict a target token; the loss and its gradient are those of
+    the plain computation over every position's logits."""
+    tok, encoded = _encoded(6)
+    batch = collate(encoded, tok.pad_token_id, row_tokens=60)
+    model = make_model(len(tok))
+    loss, n = token_loss(model, batch)
+    loss.backward()
+    fast = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"]).logits
+    targets = batch["labels"][:, 1:]
+    full = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
+                                             reduction="sum")
+    full.backward()
+    assert n == int((targets != IGNORE).sum()) and torch.allclose(loss, full, atol=1e-4)
+    slow = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(fast) == len(slow) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(fast, slow, strict=True))

@@ -81,7 +81,7 @@ def _kill_mid_fit(data, out, settings, tmp_path) -> None:
 
 
 def _stages_without_time(metrics):
-    return [{k: ([{f: v for f, v in row.items() if f != "seconds"} for row in s["history"]] if k == "history" else v)
+    return [{k: ([{f: v for f, v in row.items() if not f.endswith("seconds")} for row in s["history"]] if k == "history" else v)
              for k, v in s.items() if k not in ("seconds", "feature_seconds")} for s in metrics["stages"]]
 
 

@@ -185,7 +185,11 @@ def test_a_small_validation_gain_counts_in_accuracy_or_in_per_example_loss():
     why, record = _margin(stage_pred, mixed, probe_pred, probe_losses, truth)
     assert why is not None and "within the noise of 24 validation examples" in why and "log-loss" in why
     assert record["margin"]["loss_gain"] < record["margin"]["loss_se"]
-    # (c) a clear accuracy gain counts whatever the loss does
+    # (c) a better loss does not make up for fewer examples right
+    fewer_right = truth[:-2] + [1 - truth[-2], 1 - truth[-1]]  # 22 of 24, the probe 23
+    why, record = _margin(fewer_right, [v - 0.2 for v in probe_losses], probe_pred, probe_losses, truth)
+    assert why is not None and record["margin"]["loss_gain"] > record["margin"]["loss_se"]
+    # (d) a clear accuracy gain counts whatever the loss does
     weak_probe = [1 - t for t in truth[:12]] + truth[12:]  # 12 of 24 right, the stage gets all 24
     assert _margin(stage_pred, mixed, weak_probe, probe_losses, truth)[0] is None
 

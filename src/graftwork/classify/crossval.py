@@ -155,9 +155,10 @@ def _choose(probe: Pooled, stages: list[Pooled], records: list[dict[str, Any]], 
     """The stage to retrain (None: the probe) and each stage's summary, from the pooled held-out predictions."""
     summaries, best = [], None
     for s, (pooled, record) in enumerate(zip(stages, records, strict=True)):
-        summary: dict[str, Any] = {"stage": record["stage"], "unfrozen_groups": record.get("unfrozen_groups"),
-                                   "val_acc": pooled.accuracy(y), "val_loss": pooled.loss,
-                                   "cross_validation": {"folds": k, "examples": len(y)}}
+        summary: dict[str, Any] = {key: record[key] for key in ("stage", "unfrozen_groups", "rates",
+                                                                 "trainable_params") if key in record}
+        summary |= {"val_acc": pooled.accuracy(y), "val_loss": pooled.loss,
+                    "cross_validation": {"folds": k, "examples": len(y)}}
         rejected = collapse_reason(pooled.pred, y, classes)
         if rejected is None and pooled.loss > probe.loss + 1e-9:
             rejected = f"held-out loss {pooled.loss:.4f} is worse than the linear probe's {probe.loss:.4f}"

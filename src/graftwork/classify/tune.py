@@ -70,14 +70,21 @@ def tune(state: FitState) -> FitState:
     return state
 
 
+def k_fold_allowed(cfg: FitConfig) -> bool:
+    """Do the settings allow deciding fine-tuning by k-fold fine-tuning? Not without the refit on all the data
+    (``--no-refit``), and not with what needs a validation split while training: the drift watch behind
+    ``--l2sp`` and WiSE-FT's interpolation chosen on validation (``--wise``)."""
+    return cfg.refit and cfg.l2sp == 0 and not cfg.wise
+
+
 def cross_validates(state: FitState) -> bool:
     """Is "fine-tune or keep the probe" decided by k-fold fine-tuning? (:func:`graftwork.strategies.selection.
-    cross_validates_fine_tuning`; only when the kept model is to be refit on all the data, as it then is.)"""
+    cross_validates_fine_tuning` and :func:`k_fold_allowed`.)"""
     from ..distributed import processes
 
     assert state.plan is not None
     n_val = len(state.y.get("val", []))
-    return state.cfg.refit and state.small_val and cross_validates_fine_tuning(
+    return k_fold_allowed(state.cfg) and state.small_val and cross_validates_fine_tuning(
         n_val, len(state.y["train"]) + n_val, fine_tunes=state.plan.fine_tunes,
         distributed=processes().is_distributed)
 

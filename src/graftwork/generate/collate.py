@@ -65,10 +65,23 @@ def fixed_batches(examples: list[Encoded], batch_size: int) -> list[list[Encoded
 
 
 def token_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """(summed next-token cross-entropy over target tokens, number of target tokens) of one packed batch."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], use_cache=False).logits
-    targets = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
-                                             ignore_index=IGNORE, reduction="sum")
-    return loss, int((targets != IGNORE).sum())
+    """(summed next-token cross-entropy over target tokens, number of target tokens) of one packed batch.
+
+    Only the positions that predict a target token go through the output layer (``logits_to_keep`` as a boolean
+    mask, which transformers' causal LMs accept): the prompt's positions, usually most of a batch, would cost a
+    vocabulary-sized projection each for logits nobody reads. A model without ``logits_to_keep`` gets every
+    position's logits, and the same loss."""
+    labels = batch["labels"]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE  # position t predicts token t + 1
+    targets = labels[:, 1:][keep[:, :-1]]
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+              "position_ids": batch["position_ids"], "use_cache": False}
+    try:
+        logits = model(**inputs, logits_to_keep=keep).logits
+    except TypeError:  # a model whose forward has no logits_to_keep
+        logits = model(**inputs).logits
+    if logits.dim() == 3:  # every position's logits came back: take the kept ones
+        logits = logits[keep]
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+    return loss, int(targets.numel())

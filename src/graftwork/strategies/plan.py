@@ -170,10 +170,11 @@ def class_weight_vector(classes: list[str], counts: dict[str, int]) -> list[floa
 
 
 def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: float | None = None,
-                  fine_tunes: bool = False, refit: bool = True, distributed: bool = False) -> dict[str, Any]:
+                  fine_tunes: bool = False, k_fold: bool = True, distributed: bool = False) -> dict[str, Any]:
     """How the probe's C and the kept stage are chosen, given the validation split's class counts (empty: no
-    validation split), the number of training examples and whether the plan fine-tunes (``refit``: the kept
-    model is retrained on training + validation data); JSON-able, with ``how`` in words."""
+    validation split), the number of training examples and whether the plan fine-tunes (``k_fold``: the
+    settings allow deciding it by k-fold fine-tuning, :func:`graftwork.classify.tune.k_fold_allowed`);
+    JSON-able, with ``how`` in words."""
     n_val = sum(val_counts.values())
     counts = [c for c in val_counts.values() if c > 0]
     small = small_validation(counts)
@@ -182,7 +183,7 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
     if not counts:
         out["how"] = ("no validation split: the probe's C by repeated stratified cross-validation on the "
                       f"{train_examples} training examples")
-    elif small and refit and probe_c is None and cross_validates_fine_tuning(
+    elif small and k_fold and probe_c is None and cross_validates_fine_tuning(
             n_val, n_val + train_examples, fine_tunes=fine_tunes, distributed=distributed):
         total = n_val + train_examples
         out |= {"method": "cross-validation", "examples": total, "fine_tuning": "cross-validation"}

@@ -12,7 +12,7 @@ trainer (its network, accelerator, validation) and the training state (``state.s
 ``state.stages``: one record per stage, each with its ``"stage"`` name and ``"history"`` of epoch rows).
 
 An epoch row is a flat dict: ``"epoch"``, ``"train_loss"``, ``"val_loss"``, the task's score (``"val_acc"`` for
-classification, ``"val_f1"`` for NER, ...) and ``"seconds"``.
+classification, ``"val_f1"`` for NER, ...), ``"seconds"`` (the whole epoch) and ``"train_seconds"`` (its training steps).
 """
 
 from __future__ import annotations

@@ -220,6 +220,7 @@ class StagedTrainer:
         t0 = time.perf_counter()
         generator = seed_epoch(self.s.seed, state.stage, state.epoch)
         train_loss, train_acc = self._train_epoch(n_unfrozen, generator)
+        trained = time.perf_counter() - t0
         self._sync_buffers()
         val = self.validate()
         state.epoch += 1
@@ -227,7 +228,8 @@ class StagedTrainer:
         train_name = getattr(self.task, "train_score_name", "train_acc")
         if train_name:
             row[train_name] = train_acc
-        row |= {"val_loss": val.loss, self.score_name: val.score, "seconds": time.perf_counter() - t0}
+        row |= {"val_loss": val.loss, self.score_name: val.score, "seconds": time.perf_counter() - t0,
+                "train_seconds": trained}
         record["history"].append(row)
         for cb in self.callbacks:
             cb.on_epoch_end(self, state, row)
