@@ -37,6 +37,7 @@ def test_the_rule_applies_below_20_validation_examples_on_small_data_only():
     assert "fine_tuning" not in selection_for({"a": 3, "b": 3}, 26, fine_tunes=True, k_fold=False)
     assert k_fold_allowed(FitConfig()) and not k_fold_allowed(FitConfig(refit=False))
     assert not k_fold_allowed(FitConfig(l2sp=1.0)) and not k_fold_allowed(FitConfig(wise=True))
+    assert not k_fold_allowed(FitConfig(strategy="full"))  # asked for by name: trained and validated as asked
 
 
 def _pooled(right: int, n: int, loss: float, truth: np.ndarray, rng: np.random.Generator) -> Pooled:
@@ -93,7 +94,7 @@ def test_few_shot_fit_decides_fine_tuning_by_k_fold_and_retrains_on_everything(t
 
 def test_the_chosen_stage_is_retrained_on_all_the_examples(tmp_path, tiny_bert):
     data = write_csv(tmp_path / "few.csv", make_text_rows(per_class=10, seed=3))
-    cfg = FitConfig(backbone=str(tiny_bert), stage_epochs=2, batch_size=4)
+    cfg = FitConfig(backbone=str(tiny_bert), stage_epochs=2, batch_size=4)  # auto: full, by k-fold
     state = probe(plan(prepare_data(FitState(data=data, cfg=cfg, out=None, force=False, resume=False,
                                              console=graftwork.console.SILENT, callbacks=[],
                                              started=time.perf_counter()))))

@@ -305,7 +305,7 @@ def gradual_run(tmp_path_factory) -> Path:
     torch.set_num_threads(1)  # tiny tensors: one thread is many times faster on a busy machine
     try:
         graftwork.fit(root / "data", out=root / "run", backbone="timm:test_efficientnet", pretrained=False,
-                      strategy="gradual", stage_epochs=1, batch_size=8, image_size=32, cache=False, probe_c=1.0)
+                      strategy="gradual", stage_epochs=1, batch_size=8, image_size=32, cache=False)
     finally:
         torch.set_num_threads(threads)
     return root / "run"

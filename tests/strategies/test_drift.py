@@ -48,8 +48,7 @@ def test_a_stage_s_first_epoch_is_judged_by_the_floor_only():
 
 
 def test_a_huge_learning_rate_is_reported_as_forgetting_and_a_sane_one_is_not(folder):
-    # the given C keeps both runs on the validation rule, where the drift monitor watches a validation batch
-    sane = graftwork.fit(folder, strategy="gradual", **TINY, probe_c=1.0)
+    sane = graftwork.fit(folder, strategy="gradual", **TINY)
     assert "forgetting" not in {f["code"] for f in sane.metrics["findings"]}
     # the forgetting rule judges a stage's second and later epochs: five epochs a stage give the wild run's
     # chaotic trajectory room to show a jump without validation gain (it did on each of seeds 0-3; with three
@@ -79,9 +78,8 @@ def test_auto_backs_off_when_it_forgets(tmp_path):
 
 
 def test_l2sp_keeps_the_weights_closer_to_the_start(folder):
-    # the given C keeps both runs on the validation rule (with --l2sp alone a fit always is on it)
-    free = graftwork.fit(folder, strategy="full", **TINY, lr=0.05, probe_c=1.0)
-    pulled = graftwork.fit(folder, strategy="full", **TINY, lr=0.05, l2sp=10.0, probe_c=1.0)
+    free = graftwork.fit(folder, strategy="full", **TINY, lr=0.05)
+    pulled = graftwork.fit(folder, strategy="full", **TINY, lr=0.05, l2sp=10.0)
 
     def change(m):
         return max(max(r["weight_change"].values()) for r in m.metrics["drift"])

@@ -21,7 +21,7 @@ def folder(tmp_path):
 
 
 def test_gradual_records_stages_and_never_ends_below_the_probe(folder, tmp_path):
-    model = graftwork.fit(folder, out=tmp_path / "run", strategy="gradual", **TINY, probe_c=1.0)  # validation rule
+    model = graftwork.fit(folder, out=tmp_path / "run", strategy="gradual", **TINY)
     stages = model.metrics["stages"]
     assert stages[0]["stage"] == "linear probe"
     assert len(stages) >= 2
@@ -76,9 +76,7 @@ class Crash(RuntimeError):
 
 @pytest.mark.parametrize("strategy", ["gradual", "lora"])
 def test_resume_after_a_crash_ends_like_an_uninterrupted_run(folder, tmp_path, strategy):
-    # a given C keeps the fit on the validation rule, whose stages checkpoint every epoch (a k-fold decision on
-    # small data restarts from the probe: tests/classify/test_crossval.py)
-    settings = TINY | {"strategy": strategy, "stage_epochs": 2, "stage_patience": 2, "seed": 7, "probe_c": 1.0}
+    settings = TINY | {"strategy": strategy, "stage_epochs": 2, "stage_patience": 2, "seed": 7}
     whole = graftwork.fit(folder, out=tmp_path / "whole", **settings)
 
     class CrashAt(Callback):

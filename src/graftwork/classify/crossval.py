@@ -83,8 +83,9 @@ def cross_validated_tune(state: FitState) -> FitState:
     weights = class_weight_vector(state.classes, examples.class_counts()) if plan.class_weighted else None
     k = min(CV_FOLDS, int(np.bincount(y)[np.unique(y)].min()))
     folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, y))
+    epochs = train_settings(cfg, backbone.modality).stage_epochs
     console.info(f"cross-validating fine-tuning: {k} folds over {len(y)} examples (validation has "
-                 f"{len(state.y['val'])}), {len(state.schedule)} stage(s) of {train_settings(cfg, backbone.modality).stage_epochs} epochs each")
+                 f"{len(state.y['val'])}), {len(state.schedule)} stage(s) of {epochs} epochs each")
     decoded = _decoded(backbone)
     train_in = TrainingInputs(backbone, examples, y.tolist(), augment=augments(cfg, backbone), decoded=decoded)
     held_in = TrainingInputs(backbone, examples, y.tolist(), augment=False, decoded=decoded)

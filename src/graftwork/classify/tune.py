@@ -71,10 +71,12 @@ def tune(state: FitState) -> FitState:
 
 
 def k_fold_allowed(cfg: FitConfig) -> bool:
-    """Do the settings allow deciding fine-tuning by k-fold fine-tuning? Not without the refit on all the data
-    (``--no-refit``), and not with what needs a validation split while training: the drift watch behind
-    ``--l2sp`` and WiSE-FT's interpolation chosen on validation (``--wise``)."""
-    return cfg.refit and cfg.l2sp == 0 and not cfg.wise
+    """Do the settings allow deciding fine-tuning by k-fold fine-tuning? Only for ``auto``, which decides how
+    to train: a strategy asked for by name trains as asked, its stages validated, checkpointed, watched for drift
+    and tracked epoch by epoch (the probe is still kept when no stage beats it by more than the noise). Not
+    without the refit on all the data (``--no-refit``), and not with what needs a validation split while
+    training: the drift watch behind ``--l2sp`` and WiSE-FT's interpolation chosen on validation (``--wise``)."""
+    return cfg.strategy == "auto" and cfg.refit and cfg.l2sp == 0 and not cfg.wise
 
 
 def cross_validates(state: FitState) -> bool:
@@ -84,6 +86,9 @@ def cross_validates(state: FitState) -> bool:
 
     assert state.plan is not None
     n_val = len(state.y.get("val", []))
+    labels = np.concatenate([state.y["train"], state.y.get("val", np.zeros(0, dtype=np.int64))])
+    if len(labels) == 0 or int(np.bincount(labels)[np.unique(labels)].min()) < 2:
+        return False  # a class with one example cannot be in two folds
     return k_fold_allowed(state.cfg) and state.small_val and cross_validates_fine_tuning(
         n_val, len(state.y["train"]) + n_val, fine_tunes=state.plan.fine_tunes,
         distributed=processes().is_distributed)
