@@ -17,7 +17,10 @@ fine-tunings cost little), the plan's recipe is instead judged on all of them:
    one. The cross-validated figures are the run's validation figures (``metrics.json``: ``val`` and each stage's
    ``cross_validation``).
 
-A killed run restarts this step from the probe (it takes k+1 short fine-tunings); the features stay cached.
+Only ``auto`` decides this way (:func:`.tune.k_fold_allowed`). The folds train silently; the fit's callbacks
+(``--log-to`` trackers, the API's ``callbacks``) see the retraining's epochs, whose rows have no validation
+figures (nothing is held out). A killed run restarts this step from the probe (it takes k+1 short fine-tunings);
+the features stay cached.
 """
 
 from __future__ import annotations
@@ -201,9 +204,10 @@ def _retrain(state: FitState, chosen: int | None, summaries: list[dict[str, Any]
     state.stages = [lp, *summaries]
     pooled = probe if chosen is None else stages[chosen]
     truth = [state.classes[i] for i in y]
+    note = (f"held-out predictions of {k}-fold cross-validation over training + validation ({len(y)} examples); "
+            "the model was then retrained on all of them")
     state.selection_val = classification_metrics(truth, [state.classes[i] for i in pooled.pred], state.classes) | {
-        "majority_baseline": majority_baseline(truth, truth), "note": f"held-out predictions of {k}-fold cross-validation over training + validation ({len(y)} "
-                "examples); the model was then retrained on all of them"}
+        "majority_baseline": majority_baseline(truth, truth), "note": note}
     return state
 
 
@@ -217,18 +221,25 @@ def _retrain_stages(state: FitState, chosen: int, summaries: list[dict[str, Any]
     everything = TrainingInputs(backbone, examples, y.tolist(), augment=augments(cfg, backbone),
                                 decoded=_decoded(backbone))
     nothing = everything.subset([])
-    strategy = strategy_for(state.plan, cfg)  # type: ignore[arg-type]
+    strategy = state.strategy  # the run's strategy, as the validation rule's fit injects it
+    assert strategy is not None
     strategy.inject(backbone)
     task = ClassificationTask(backbone, everything, nothing, batch_size=cfg.batch_size, workers=cfg.workers,
                               label_smoothing=cfg.label_smoothing, class_weights=weights)
     trainer = StagedTrainer(net, task, strategy, train_settings(cfg, backbone.modality),
-                            callbacks=list(state.callbacks), console=state.console)
+                            callbacks=[_NothingHeldOut(), *state.callbacks], console=state.console)
     progress = trainer.fit(Progress(schedule=state.schedule[:chosen + 1], stages=[{"stage": PROBE}]))
     backbone.cpu()
     head.cpu()
     for s, record in enumerate(progress.stages[1:]):
-        for row in record["history"]:  # nothing was held out: these rows have no validation figures
-            row.pop("val_loss", None)
-            row.pop("val_acc", None)
         summaries[s] = record | summaries[s] | {"history": record["history"]}
     return summaries
+
+
+class _NothingHeldOut(Callback):
+    """The retraining holds nothing out: its epoch rows lose the (empty) validation's figures before any other
+    callback (a tracker) reads them."""
+
+    def on_epoch_end(self, trainer: Any, state: Any, row: dict[str, Any]) -> None:
+        row.pop("val_loss", None)
+        row.pop(trainer.score_name, None)
