@@ -102,7 +102,7 @@ def test_the_chosen_stage_is_retrained_on_all_the_examples(tmp_path, tiny_bert):
     assert len(examples) == len(y) == len(x) == 20
     before = {k: v.clone() for k, v in state.backbone.state_dict().items()}
     summaries = [{"stage": "unfreeze 3", "val_acc": 0.9, "val_loss": 0.3, "cross_validation": {"folds": 5}}]
-    out = _retrain_stages(state, 0, summaries, examples, y, None)
+    out = _retrain_stages(state, 0, summaries, examples, y)
     assert out[0]["val_acc"] == 0.9 and out[0]["cross_validation"] == {"folds": 5}  # the held-out figures stay
     assert [row["epoch"] for row in out[0]["history"]] == [1, 2]
     assert all("val_acc" not in row and "val_loss" not in row for row in out[0]["history"])  # nothing held out

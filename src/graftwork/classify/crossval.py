@@ -39,10 +39,10 @@ from ..metrics import classification_metrics, majority_baseline
 from ..strategies import LinearHead, fit_probe
 from ..strategies.base import TransferNet
 from ..strategies.inputs import DecodedImages, TrainingInputs
-from ..strategies.plan import class_weight_vector
-from ..strategies.selection import CV_FOLDS, collapse_reason, json_figures, margin, margin_text
+from ..strategies.selection import collapse_reason, cv_splits, json_figures, margin, margin_text
 from ..train import Callback, Progress, StagedTrainer
 from ..train.standard import train_settings
+from .probe import refit_probe
 from .state import FitState
 from .task import ClassificationTask
 from .tune import augments, strategy_for
@@ -59,6 +59,10 @@ class Pooled:
 
     def accuracy(self, truth: np.ndarray) -> float:
         return float(np.mean(self.pred == truth))
+
+    @classmethod
+    def empty(cls, n: int) -> Pooled:
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n))
 
     @property
     def loss(self) -> float:
@@ -80,26 +84,23 @@ class _StageEnds(Callback):
 
 def cross_validated_tune(state: FitState) -> FitState:
     """Decide by k-fold fine-tuning, then retrain the winner on all the data (see the module docstring)."""
-    cfg, backbone, plan, console = state.cfg, state.backbone, state.plan, state.console
-    assert backbone is not None and plan is not None and state.probe is not None
+    cfg, backbone, console = state.cfg, state.backbone, state.console
+    assert backbone is not None and state.probe is not None
     examples, x, y = _all_data(state)
-    weights = class_weight_vector(state.classes, examples.class_counts()) if plan.class_weighted else None
-    k = min(CV_FOLDS, int(np.bincount(y)[np.unique(y)].min()))
+    k, _ = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))  # one repeat: each costs k fine-tunings
     folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, y))
     epochs = train_settings(cfg, backbone.modality).stage_epochs
     console.info(f"cross-validating fine-tuning: {k} folds over {len(y)} examples (validation has "
                  f"{len(state.y['val'])}), {len(state.schedule)} stage(s) of {epochs} epochs each")
-    decoded = _decoded(backbone)
+    decoded = DecodedImages.for_backbone(backbone)
     train_in = TrainingInputs(backbone, examples, y.tolist(), augment=augments(cfg, backbone), decoded=decoded)
     held_in = TrainingInputs(backbone, examples, y.tolist(), augment=False, decoded=decoded)
     n_stages = len(state.schedule)
-    probe = Pooled(np.zeros(len(y), dtype=np.int64), np.zeros(len(y)))
-    stages = [Pooled(np.zeros(len(y), dtype=np.int64), np.zeros(len(y))) for _ in range(n_stages)]
+    probe, stages = Pooled.empty(len(y)), [Pooled.empty(len(y)) for _ in range(n_stages)]
     records: list[dict[str, Any]] = []
     for i, (tr, te) in enumerate(folds):
-        net = TransferNet(copy.deepcopy(backbone), _probe_head(state, x[tr], y[tr], weights))
-        ends, val, fold_records = _train_fold(state, net, train_in.subset(tr), held_in.subset(te), weights,
-                                              state.schedule)
+        net = TransferNet(copy.deepcopy(backbone), _probe_head(state, x[tr], y[tr]))
+        ends, val, fold_records = _train_fold(state, net, train_in.subset(tr), held_in.subset(te), state.schedule)
         probe.pred[te], probe.losses[te] = val.pred, val.losses
         for s, (pred, losses) in enumerate(ends):
             stages[s].pred[te], stages[s].losses[te] = pred, losses
@@ -108,7 +109,7 @@ def cross_validated_tune(state: FitState) -> FitState:
                      + ", ".join(f"{r['stage']} {np.mean(p == y[te]):.3f}" for r, (p, _) in
                                  zip(fold_records, ends, strict=True)))
     chosen, summaries = _choose(probe, stages, records, y, len(state.classes), k)
-    return _retrain(state, chosen, summaries, probe, stages, x, y, weights, examples, k)
+    return _retrain(state, chosen, summaries, probe, stages, y, examples, k)
 
 
 def _all_data(state: FitState) -> tuple[Examples, np.ndarray, np.ndarray]:
@@ -121,23 +122,18 @@ def _all_data(state: FitState) -> tuple[Examples, np.ndarray, np.ndarray]:
     return examples, x, np.concatenate([state.y["train"], state.y["val"]])
 
 
-def _decoded(backbone: Any) -> DecodedImages | None:
-    pre = backbone.preprocessing
-    return DecodedImages(pre["resize"], pre["interpolation"]) if backbone.modality == "image" else None
-
-
-def _probe_head(state: FitState, x: np.ndarray, y: np.ndarray, weights: list[float] | None) -> LinearHead:
-    """The probe with the cross-validated C, fitted on ``x``, ``y``."""
+def _probe_head(state: FitState, x: np.ndarray, y: np.ndarray) -> LinearHead:
+    """The probe with the cross-validated C (and the probe's class weights), fitted on ``x``, ``y``."""
     assert state.backbone is not None and state.probe is not None
     torch.manual_seed(state.cfg.seed)
     head = LinearHead(state.backbone.feature_dim, len(state.classes))
-    fit_probe(head, x, y, c=state.probe.c, raw=state.probe.raw, class_weights=weights, seed=state.cfg.seed)
+    fit_probe(head, x, y, c=state.probe.c, raw=state.probe.raw, class_weights=state.class_weights,
+              seed=state.cfg.seed)
     return head
 
 
 def _train_fold(state: FitState, net: TransferNet, train: TrainingInputs, held: TrainingInputs,
-                weights: list[float] | None, schedule: list[int]) -> tuple[list[tuple[np.ndarray, np.ndarray]],
-                                                                          Any, list[dict[str, Any]]]:
+                schedule: list[int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], Any, list[dict[str, Any]]]:
     """Train ``schedule``'s stages of the plan's strategy on ``train``, from the probe in ``net``; returns the
     held-out predictions at the end of each stage, the probe's held-out validation, and the stage records."""
     cfg, plan = state.cfg, state.plan
@@ -145,7 +141,7 @@ def _train_fold(state: FitState, net: TransferNet, train: TrainingInputs, held: 
     strategy = strategy_for(plan, cfg)
     strategy.inject(net.backbone)
     task = ClassificationTask(net.backbone, train, held, batch_size=cfg.batch_size, workers=cfg.workers,
-                              label_smoothing=cfg.label_smoothing, class_weights=weights)
+                              label_smoothing=cfg.label_smoothing, class_weights=state.class_weights)
     ends = _StageEnds()
     trainer = StagedTrainer(net, task, strategy, train_settings(cfg, net.backbone.modality), callbacks=[ends],
                             console=SILENT)
@@ -181,8 +177,7 @@ def _choose(probe: Pooled, stages: list[Pooled], records: list[dict[str, Any]], 
 
 
 def _retrain(state: FitState, chosen: int | None, summaries: list[dict[str, Any]], probe: Pooled,
-             stages: list[Pooled], x: np.ndarray, y: np.ndarray, weights: list[float] | None, examples: Examples,
-             k: int) -> FitState:
+             stages: list[Pooled], y: np.ndarray, examples: Examples, k: int) -> FitState:
     """The winner retrained on all the examples; the stage records carry the cross-validated figures."""
     console = state.console
     lp = state.lp_record
@@ -191,11 +186,10 @@ def _retrain(state: FitState, chosen: int | None, summaries: list[dict[str, Any]
     for s in summaries:
         console.info(f"  stage {s['stage']}: cross-validated accuracy {s['val_acc']:.4f} (linear probe "
                      f"{lp['val_acc']:.4f})" + (f"; not kept: {s['rejected']}" if s.get("rejected") else ""))
-    state.head = _probe_head(state, x, y, weights)
-    lp["refit"] = {"C": state.probe.c, "examples": int(len(y))}  # type: ignore[union-attr]
+    state.head = refit_probe(state)
     lp["kept"] = chosen is None
     if chosen is not None:
-        summaries = _retrain_stages(state, chosen, summaries, examples, y, weights)
+        summaries = _retrain_stages(state, chosen, summaries, examples, y)
     for s, summary in enumerate(summaries):
         summary["kept"] = s == chosen
         summary.setdefault("history", [])
@@ -212,20 +206,20 @@ def _retrain(state: FitState, chosen: int | None, summaries: list[dict[str, Any]
 
 
 def _retrain_stages(state: FitState, chosen: int, summaries: list[dict[str, Any]], examples: Examples,
-                    y: np.ndarray, weights: list[float] | None) -> list[dict[str, Any]]:
+                    y: np.ndarray) -> list[dict[str, Any]]:
     """Train the stages up to ``chosen`` on all the examples from the probe (``state.head``, refit on all of
     them), into the run's backbone."""
     cfg, backbone, head = state.cfg, state.backbone, state.head
     assert backbone is not None and head is not None
     net = TransferNet(backbone, head)
     everything = TrainingInputs(backbone, examples, y.tolist(), augment=augments(cfg, backbone),
-                                decoded=_decoded(backbone))
+                                decoded=DecodedImages.for_backbone(backbone))
     nothing = everything.subset([])
     strategy = state.strategy  # the run's strategy, as the validation rule's fit injects it
     assert strategy is not None
     strategy.inject(backbone)
     task = ClassificationTask(backbone, everything, nothing, batch_size=cfg.batch_size, workers=cfg.workers,
-                              label_smoothing=cfg.label_smoothing, class_weights=weights)
+                              label_smoothing=cfg.label_smoothing, class_weights=state.class_weights)
     trainer = StagedTrainer(net, task, strategy, train_settings(cfg, backbone.modality),
                             callbacks=[_NothingHeldOut(), *state.callbacks], console=state.console)
     progress = trainer.fit(Progress(schedule=state.schedule[:chosen + 1], stages=[{"stage": PROBE}]))

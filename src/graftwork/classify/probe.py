@@ -121,13 +121,20 @@ def refit_head(state: FitState) -> tuple[LinearHead, dict[str, Any]]:
 
     Returns the refit head and the validation metrics of the head validation chose (before the refit); the
     refit is noted in the probe's stage record."""
-    head, feats, y, c = state.head, state.feats, state.y, state.probe.c  # type: ignore[union-attr]
+    head, feats, y = state.head, state.feats, state.y
+    assert head is not None
+    return refit_probe(state), split_metrics(head, feats["val"][0], y["val"], y["train"], state.classes)
+
+
+def refit_probe(state: FitState) -> LinearHead:
+    """The probe retrained on training + validation features with the chosen C (noted in its stage record)."""
+    head, feats, y = state.head, state.feats, state.y
     assert head is not None and state.probe is not None
-    selection_val = split_metrics(head, feats["val"][0], y["val"], y["train"], state.classes)
+    c = state.probe.c
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
     fit_probe(refit, x_all, y_all, c=c, raw=state.probe.raw, class_weights=state.class_weights, seed=state.cfg.seed)
     state.lp_record["refit"] = {"C": c, "examples": int(len(y_all))}
     state.console.info(f"refit: the probe retrained on training + validation data ({len(y_all)} examples, C={c:g})")
-    return refit, selection_val
+    return refit

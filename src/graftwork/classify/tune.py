@@ -124,8 +124,7 @@ def plan_training(plan: Plan, cfg: FitConfig, backbone: Backbone, strategy: Stra
 def training_inputs(backbone: Backbone, parts: dict[str, Examples], feats: dict[str, Any],
                     labels: dict[str, np.ndarray], cfg: FitConfig) -> dict[str, TrainingInputs]:
     """The training and validation examples (readable ones only) as model inputs; images decoded once."""
-    pre = backbone.preprocessing
-    decoded = DecodedImages(pre["resize"], pre["interpolation"]) if backbone.modality == "image" else None
+    decoded = DecodedImages.for_backbone(backbone)
     augment = augments(cfg, backbone)
     out = {}
     for name in ("train", "val"):

@@ -30,6 +30,13 @@ class DecodedImages:
         self.images: dict[str, Image.Image] = {}
         self.bytes = 0
 
+    @classmethod
+    def for_backbone(cls, backbone: Backbone) -> DecodedImages | None:
+        """The cache at ``backbone``'s preprocessing size; None for a backbone that does not take images."""
+        if backbone.modality != "image":
+            return None
+        return cls(backbone.preprocessing["resize"], backbone.preprocessing["interpolation"])
+
     def get(self, path: str) -> Image.Image:
         hit = self.images.get(path)
         if hit is not None:

@@ -183,25 +183,26 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
     if not counts:
         out["how"] = ("no validation split: the probe's C by repeated stratified cross-validation on the "
                       f"{train_examples} training examples")
-    elif small and k_fold and probe_c is None and cross_validates_fine_tuning(
-            n_val, n_val + train_examples, fine_tunes=fine_tunes, distributed=distributed):
-        total = n_val + train_examples
-        out |= {"method": "cross-validation", "examples": total, "fine_tuning": "cross-validation"}
-        out["how"] = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data small "
-                      f"({total} examples, at most {CV_FINE_TUNE_MAX}): the probe's C by {CV_FOLDS}-fold "
-                      f"cross-validation repeated {CV_REPEATS}x over training + validation, near-ties to stronger "
-                      f"regularisation; then the plan's fine-tuning is run on up to {CV_FOLDS} folds of the same "
-                      f"{total} examples and kept only if its held-out predictions beat the probe's by more than "
-                      "their standard error (paired, in accuracy or log-loss); the winner is retrained on all "
-                      "the data")
     elif small:
-        out |= {"method": "cross-validation", "examples": n_val + train_examples}
-        out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: {rule_text()}): "
-                      f"the probe's C by {CV_FOLDS}-fold cross-validation repeated {CV_REPEATS}x over training + "
-                      f"validation ({n_val + train_examples} examples), near-ties to stronger regularisation; a "
-                      "fine-tuning stage is kept only if its paired gain over the probe in accuracy or (from "
-                      f"{MIN_LOSS_EVIDENCE} validation examples) in log-loss is larger than its standard error, "
-                      "and the kept probe is refit on all the data")
+        total = n_val + train_examples
+        out |= {"method": "cross-validation", "examples": total}
+        probe = (f"the probe's C by {CV_FOLDS}-fold cross-validation repeated {CV_REPEATS}x over training + "
+                 "validation")
+        if k_fold and probe_c is None and cross_validates_fine_tuning(n_val, total, fine_tunes=fine_tunes,
+                                                                      distributed=distributed):
+            out["fine_tuning"] = "cross-validation"
+            out["how"] = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data "
+                          f"small ({total} examples, at most {CV_FINE_TUNE_MAX}): {probe}, near-ties to stronger "
+                          f"regularisation; then the plan's fine-tuning is run on up to {CV_FOLDS} folds of the "
+                          f"same {total} examples and kept only if its held-out predictions beat the probe's by "
+                          "more than their standard error (paired, in accuracy or log-loss); the winner is "
+                          "retrained on all the data")
+        else:
+            out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: "
+                          f"{rule_text()}): {probe} ({total} examples), near-ties to stronger regularisation; a "
+                          "fine-tuning stage is kept only if its paired gain over the probe in accuracy or (from "
+                          f"{MIN_LOSS_EVIDENCE} validation examples) in log-loss is larger than its standard "
+                          "error, and the kept probe is refit on all the data")
     else:
         out |= {"method": "validation", "examples": n_val}
         out["how"] = f"on the validation split ({n_val} examples, {min(counts)}+ per class)"
