@@ -40,12 +40,28 @@ def run_graftwork(data: Path, out: Path) -> dict:
                           batch_size=BATCH, lora_r=RANK, lora_alpha=ALPHA, weight_decay=0.0,
                           max_new_tokens=MAX_NEW, device="cpu")
     m = model.metrics
+    total_s = round(time.perf_counter() - t0, 2)
     return {"exact_match": m["test"]["exact_match"], "chrf": m["test"]["chrf"], "train_s": m["timing"]["train_s"],
             "train_loop_s": round(sum(h.get("seconds", 0) for h in m["history"]), 2),
             "train_steps_s": round(sum(h.get("train_seconds", 0) for h in m["history"]), 2),
-            "total_s": round(time.perf_counter() - t0, 2), "best_epoch": m["best_epoch"],
+            "total_s": total_s, "best_epoch": m["best_epoch"],
             "zero_shot": m["control"]["zero_shot"]["exact_match"],
-            "few_shot": m["control"].get("few_shot", {}).get("exact_match"), "peak_rss_mib": _peak_mib()}
+            "few_shot": m["control"].get("few_shot", {}).get("exact_match"), "peak_rss_mib": _peak_mib(),
+            "general_text_rise": _general_text_rise(model)}
+
+
+def _general_text_rise(model) -> dict:
+    """The relative change of the general-text loss from the base model to the kept one, on the sentences the
+    forgetting check measures and on all of them (after the timings: it costs two passes over the whole set)."""
+    from graftwork.generate.forgetting import reference_examples
+
+    rise = {}
+    for name, every in (("measured", None), ("all", 1)):
+        examples = reference_examples() if every is None else reference_examples(every)
+        with model.model.disable_adapter():
+            before = model.completion_loss(examples)["loss"]
+        rise[name] = round(model.completion_loss(examples)["loss"] / before - 1, 4)
+    return rise
 
 
 def run_trl(data: Path, out: Path) -> dict:

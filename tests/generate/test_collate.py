@@ -62,13 +62,12 @@ def test_epoch_batches_depend_only_on_seed_stage_and_epoch():
     """The generation task's batches come from the staged trainer's loader: one order per (seed, stage, epoch)."""
     from torch.utils.data import DataLoader
 
-    from graftwork.generate.training import GenerationTask, ValidationSet
+    from graftwork.generate.training import GenerationTask
     from graftwork.train.state import seed_epoch
     from graftwork.train.trainer import ShardedOrder
 
     tok, encoded = _encoded(12)
-    task = GenerationTask(Formatter(tok), encoded, ValidationSet([], [], []), [], batch_size=4, row_tokens=60,
-                          max_new_tokens=2)
+    task = GenerationTask(Formatter(tok), encoded, [], [], batch_size=4, row_tokens=60, stops=set())
 
     def batches(epoch: int) -> list[list[str]]:
         data = task.train_dataset()

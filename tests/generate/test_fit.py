@@ -55,7 +55,7 @@ def test_run_folder_holds_adapter_config_metrics_and_a_safe_report(fitted):
     assert config["format"] == "graftwork-run/1" and config["task"] == "generate" and config["strategy"] == "lora"
     metrics = json.loads((run / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [0, 1, 2]
-    assert all("general_text" in h and "val" in h and "sample" in h for h in metrics["history"])
+    assert all("general_text" in h and "exact_match" in h["val"] for h in metrics["history"])
     for key in ("exact_match", "rougeL", "chrf", "loss", "perplexity", "n"):
         assert key in metrics["test"]
     assert {"zero_shot", "few_shot"} <= set(metrics["control"]) and metrics["control"]["k"] == 3
@@ -214,9 +214,9 @@ def test_callbacks_see_every_epoch_live_and_the_kept_epoch_is_the_best_on_valida
     history = model.metrics["history"]
     assert [r["epoch"] for r in rows.rows] == [h["epoch"] for h in history] == [0, 1, 2]
     for seen, kept in zip(rows.rows, history, strict=True):  # each row complete when the callback saw it
-        assert seen["val"] == kept["val"] and seen["sample"] == kept["sample"]
-        assert seen["val_loss"] == kept["val"]["loss"] and seen["val_exact_match"] == kept["sample"]["exact_match"]
-    best = max(history, key=lambda h: (h["sample"]["exact_match"], -h["val"]["loss"]))
+        assert seen["val"] == kept["val"]
+        assert seen["val_loss"] == kept["val"]["loss"] and seen["val_exact_match"] == kept["val"]["exact_match"]
+    best = max(history, key=lambda h: (h["val"]["exact_match"], -h["val"]["loss"]))
     assert model.metrics["best_epoch"] == best["epoch"]
     # the model holds the kept epoch's weights: its validation loss is that epoch's
     val = [GenExample(f"v{i}", "pair", **r) for i, r in enumerate(colour_pairs(6, 1))]

@@ -6,7 +6,7 @@ import torch
 
 from graftwork.generate.data import GenExample
 from graftwork.generate.encode import Formatter
-from graftwork.generate.training import GenerationTask, ValidationSet, train_model
+from graftwork.generate.training import GenerationTask, train_model
 from graftwork.train import Callback, TrainSettings, load_checkpoint
 
 from .conftest import colour_pairs, make_model, make_tokenizer
@@ -16,10 +16,9 @@ def _task(n_train: int, batch_size: int) -> tuple[GenerationTask, Formatter]:
     tok = make_tokenizer()
     f = Formatter(tok)
     train = [f.encode(GenExample(f"t{i}", "pair", **r)) for i, r in enumerate(colour_pairs(n_train, 0))]
-    val_ex = [GenExample(f"v{i}", "pair", **r) for i, r in enumerate(colour_pairs(4, 1))]
-    contexts, refs = zip(*(e.context_and_reference() for e in val_ex), strict=True)
-    val = ValidationSet([f.encode(e) for e in val_ex], list(contexts), list(refs))
-    return GenerationTask(f, train, val, [], batch_size=batch_size, row_tokens=256, max_new_tokens=2), f
+    val = [f.encode(GenExample(f"v{i}", "pair", **r)) for i, r in enumerate(colour_pairs(4, 1))]
+    return GenerationTask(f, train, val, [], batch_size=batch_size, row_tokens=256,
+                          stops={tok.eos_token_id}), f
 
 
 def test_every_example_trains_every_epoch_and_the_checkpoint_holds_only_the_trained_weights(tmp_path):
@@ -48,7 +47,7 @@ def test_every_example_trains_every_epoch_and_the_checkpoint_holds_only_the_trai
 
 def test_without_validation_data_the_last_epoch_is_kept(tmp_path):
     task, f = _task(8, 4)
-    task.val = ValidationSet([], [], [])
+    task.val = []
     model = make_model(len(f.tokenizer))
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("model.layers.1."))
@@ -67,3 +66,4 @@ def test_without_validation_data_the_last_epoch_is_kept(tmp_path):
     after = model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in snaps[-1].items())  # the last epoch's weights ...
     assert any(not torch.equal(after[k], v) for k, v in snaps[1].items())  # ... not an earlier one's
+

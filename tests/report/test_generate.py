@@ -14,9 +14,9 @@ HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
 
 
 def synthetic_generation() -> tuple[dict, dict]:
-    history = [{"epoch": 0, "val": {"loss": 3.4}, "sample": {"exact_match": 0.0, "chrf": 6.7},
+    history = [{"epoch": 0, "val": {"loss": 3.4, "exact_match": 0.0, "n": 2},
                 "general_text": {"loss": 3.41}},
-               {"epoch": 1, "train_loss": 3.3, "val": {"loss": 3.1}, "sample": {"exact_match": 0.5, "chrf": 20.0},
+               {"epoch": 1, "train_loss": 3.3, "val": {"loss": 3.1, "exact_match": 0.5, "n": 2},
                 "general_text": {"loss": 3.44}, "seconds": 2.2},
                {"epoch": 2, "train_loss": 3.0, "val": {"loss": 3.2}, "general_text": {"loss": "n/a"}}]
     test = {"exact_match": 0.5, "rougeL": 0.6, "chrf": 40.0, "loss": 3.1, "perplexity": 22.2, "n": 2,

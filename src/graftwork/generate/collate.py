@@ -36,14 +36,17 @@ def pack_rows(examples: list[Encoded], row_tokens: int) -> list[list[Encoded]]:
 
 
 def collate(examples: list[Encoded], pad_id: int, row_tokens: int) -> dict[str, torch.Tensor]:
-    """``input_ids``, ``labels``, ``position_ids`` (rows x length) and a boolean ``attention_mask`` (rows x 1 x
-    length x length, True where attention is allowed)."""
+    """``input_ids``, ``labels``, ``position_ids``, ``example`` (rows x length; ``example`` is the index in
+    ``examples`` of the example each token belongs to, -1 on padding) and a boolean ``attention_mask`` (rows x
+    1 x length x length, True where attention is allowed)."""
     rows = pack_rows(examples, row_tokens)
     length = max(sum(len(e) for e in row) for row in rows)
     n = len(rows)
     ids = torch.full((n, length), pad_id, dtype=torch.long)
     labels = torch.full((n, length), IGNORE, dtype=torch.long)
     pos = torch.zeros((n, length), dtype=torch.long)
+    which = torch.full((n, length), -1, dtype=torch.long)
+    index = {id(ex): k for k, ex in enumerate(examples)}
     mask = torch.zeros((n, 1, length, length), dtype=torch.bool)
     for r, row in enumerate(rows):
         start = 0
@@ -52,11 +55,12 @@ def collate(examples: list[Encoded], pad_id: int, row_tokens: int) -> dict[str, 
             ids[r, start:end] = torch.tensor(ex.input_ids)
             labels[r, start:end] = torch.tensor(ex.labels)
             pos[r, start:end] = torch.arange(len(ex))
+            which[r, start:end] = index[id(ex)]
             mask[r, 0, start:end, start:end] = torch.tril(torch.ones(len(ex), len(ex), dtype=torch.bool))
             start = end
         idx = torch.arange(start, length)
         mask[r, 0, idx, idx] = True  # padding attends to itself only
-    return {"input_ids": ids, "labels": labels, "position_ids": pos, "attention_mask": mask}
+    return {"input_ids": ids, "labels": labels, "position_ids": pos, "example": which, "attention_mask": mask}
 
 
 def fixed_batches(examples: list[Encoded], batch_size: int) -> list[list[Encoded]]:
@@ -65,12 +69,20 @@ def fixed_batches(examples: list[Encoded], batch_size: int) -> list[list[Encoded
 
 
 def token_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """(summed next-token cross-entropy over target tokens, number of target tokens) of one packed batch.
+    """(summed next-token cross-entropy over target tokens, number of target tokens) of one packed batch."""
+    logits, targets, _ = target_logits(model, batch)
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
 
-    Only the positions that predict a target token go through the output layer (``logits_to_keep`` as a boolean
-    mask, which transformers' causal LMs accept): the prompt's positions, usually most of a batch, would cost a
-    vocabulary-sized projection each for logits nobody reads. A model without ``logits_to_keep`` gets every
-    position's logits, and the same loss."""
+
+def target_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits at the positions that predict a target token (targets x vocabulary), those targets, and the
+    positions (``keep``, rows x length: True at position t when token t + 1 is a target), row by row.
+
+    Only those positions go through the output layer (``logits_to_keep`` as a boolean mask, which transformers'
+    causal LMs accept): the prompt's positions, usually most of a batch, would cost a vocabulary-sized projection
+    each for logits nobody reads. A model without ``logits_to_keep`` gets every position's logits, and the same
+    result."""
     labels = batch["labels"]
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = labels[:, 1:] != IGNORE  # position t predicts token t + 1
@@ -83,5 +95,4 @@ def token_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[
         logits = model(**inputs).logits
     if logits.dim() == 3:  # every position's logits came back: take the kept ones
         logits = logits[keep]
-    loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
-    return loss, int(targets.numel())
+    return logits, targets, keep

@@ -29,6 +29,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     origin: str
+    prompted: bool = True  # an answer to a prompt (False: a plain document, every token a target)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -93,7 +94,7 @@ class Formatter:
         if labels:
             labels[0] = IGNORE  # nothing predicts an example's first token (and in a packed row, the previous
             # example's last token must not)
-        return Encoded(ids, labels, example.origin)
+        return Encoded(ids, labels, example.origin, prompted=example.kind != "text")
 
 
 def encode_all(formatter: Formatter, examples: list[GenExample], max_length: int,

@@ -28,14 +28,14 @@ from ..train.checkpoint import RESUME_FILE
 from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
 from .data import GenExample, GenSplits, load_generation_data, raise_problems
+from .decode import stop_ids
 from .encode import Formatter, encode_all
 from .forgetting import choose_scale, forgetting_finding, reference_examples
 from .model import GenerationModel
 from .plan import generate_plan
 from .runconfig import run_config
-from .training import GenerationTask, Trained, ValidationSet, train_model
+from .training import GenerationTask, Trained, train_model
 
-SAMPLE = 16  # validation prompts generated every epoch: enough to see exact match move, cheap on a CPU
 WARMUP_FRACTION = 0.05  # of the optimizer steps: the adapters start at zero, a long warm-up only wastes steps
 
 
@@ -77,12 +77,12 @@ def _settings(cfg: FitConfig, plan: dict[str, Any], device: torch.device) -> Tra
                          gradient_accumulation=cfg.gradient_accumulation, cpu=device.type != "cuda")
 
 
-def _sample(formatter: Formatter, val: list[GenExample], max_new_tokens: int) -> tuple[ValidationSet, int]:
-    pairs = [e for e in val if e.kind != "text"][:SAMPLE]
-    contexts, refs = (list(x) for x in zip(*(e.context_and_reference() for e in pairs), strict=True)) if pairs \
-        else ([], [])
+def _answer_tokens(formatter: Formatter, examples: list[GenExample], max_new_tokens: int) -> int:
+    """New tokens to generate when evaluating: the longest held-out answer and a margin, at most
+    ``max_new_tokens`` (a model that does not stop is cut there instead of at the configured maximum)."""
+    refs = [e.context_and_reference()[1] for e in examples if e.kind != "text"]
     longest = max((len(formatter.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs), default=0)
-    return ValidationSet([], contexts, refs), min(max_new_tokens, longest + 8)
+    return min(max_new_tokens, longest + 8)
 
 
 def _device(cfg: FitConfig) -> torch.device:
@@ -171,13 +171,12 @@ def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | N
     device = _device(cfg)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    vset, sample_tokens = _sample(formatter, val_ex, cfg.max_new_tokens)
-    vset.encoded = val
+    sample_tokens = _answer_tokens(formatter, val_ex, cfg.max_new_tokens)
     plan["sample_new_tokens"] = sample_tokens
     settings = _settings(cfg, plan, device)
-    task = GenerationTask(formatter, train, vset, encode_all(formatter, reference_examples(), cfg.max_length, []),
+    task = GenerationTask(formatter, train, val, encode_all(formatter, reference_examples(), cfg.max_length, []),
                           batch_size=settings.batch_size, row_tokens=max(cfg.max_length, 256),
-                          max_new_tokens=sample_tokens)
+                          stops=set(stop_ids(model, formatter.tokenizer)))
     result, trainer = train_model(model, task, strategy=plan["strategy"], lr=plan["lr"],
                                   weight_decay=cfg.weight_decay, settings=settings, partial=partial, resume=resume,
                                   console=console, callbacks=callbacks)

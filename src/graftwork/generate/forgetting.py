@@ -1,7 +1,9 @@
 """Forgetting: what fine-tuning cost the model on general text, and the LoRA-scaling remedy.
 
-The model's loss on a fixed general-English reference set (``data/general_text.txt``, 206 sentences written
-for graftwork, MIT; see ``data/README.md``) is measured before training and after every epoch. When it rises
+The model's loss on a fixed general-English reference set (every third of the 206 sentences of
+``data/general_text.txt``, written for graftwork, MIT; see ``data/README.md``) is measured before training and
+after every epoch. The check reads the relative change on the same sentences, which a third of them measures
+as well as all of them (below 1 % apart on the runs in BENCHMARKS.md) at a third of the cost, paid every epoch. When it rises
 sharply while the task improved little, that is catastrophic forgetting (McCloskey & Cohen 1989), reported as
 a ``forgetting`` finding. The remedy offered is a WiSE-FT-style interpolation (Wortsman et al. 2022) of the
 LoRA update: the adapters' contribution ``(alpha / r) * B A`` is scaled by ``s`` in [0, 1] (``s = 0`` is the
@@ -22,12 +24,14 @@ from .data import GenExample
 RISE = 0.10  # general-text loss up by more than 10 % ...
 TASK_GAIN = 0.10  # ... while validation loss fell by less than 10 %: forgetting
 SCALES = (0.25, 0.5, 0.75, 1.0)
+EVERY = 3  # of the reference sentences, the ones measured
 
 
-def reference_examples() -> list[GenExample]:
+def reference_examples(every: int = EVERY) -> list[GenExample]:
+    """The reference sentences measured (``every`` one of them: 1 for the whole set)."""
     text = files("graftwork.generate").joinpath("data/general_text.txt").read_text(encoding="utf-8")
     return [GenExample(f"general_text.txt:{i}", "text", text=line.strip())
-            for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+            for i, line in enumerate(text.splitlines(), start=1) if line.strip()][::every]
 
 
 def forgetting_finding(history: list[dict[str, Any]], best_epoch: int) -> Finding | None:

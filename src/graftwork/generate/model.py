@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from ..errors import DataError, RunFolderError
-from .collate import collate, fixed_batches, token_loss
 from .data import GenExample, load_examples
 from .decode import generate_texts, stream_one
 from .encode import Encoded, Formatter, encode_all
-from .metrics import loss_metrics, text_metrics
+from .metrics import text_metrics
 from .runfolder import ADAPTER, TOKENIZER, WEIGHTS, read_generation_config, verified_file
+from .score import completion_scores
 
 Prompt = str | list[dict[str, str]]
 
@@ -96,16 +96,9 @@ class GenerationModel:
 
     def completion_loss(self, examples: list[GenExample], batch_size: int = 8) -> dict[str, float]:
         """Mean loss and perplexity of the reference completions given their prompts."""
-        problems: list = []
-        encoded: list[Encoded] = encode_all(self.formatter, examples, 1 << 30, problems)
-        device = next(self.model.parameters()).device
-        total, tokens = 0.0, 0
-        with torch.no_grad():
-            for batch in fixed_batches(encoded, batch_size):
-                b = {k: v.to(device) for k, v in collate(batch, self.tokenizer.pad_token_id, 4096).items()}
-                loss, n = token_loss(self.model, b)
-                total, tokens = total + float(loss), tokens + n
-        return loss_metrics(total, tokens)
+        encoded: list[Encoded] = encode_all(self.formatter, examples, 1 << 30, [])
+        return completion_scores(self.model, encoded, batch_size=batch_size, pad_id=self.tokenizer.pad_token_id,
+                                 row_tokens=4096, device=next(self.model.parameters()).device)
 
     def evaluate_examples(self, examples: list[GenExample], *, outputs: str | Path | None = None,
                           max_new_tokens: int | None = None, batch_size: int = 16) -> dict[str, Any]:

@@ -6,12 +6,12 @@ autocast on CUDA, gradient accumulation), best-epoch selection and the atomic ch
 * :class:`GenerationTask` (a :class:`~graftwork.train.task.TrainingTask`): packed batches (:mod:`.collate`),
   the next-token loss over completion tokens only (its count is the number of target tokens, so the epoch's
   train loss is the mean over tokens), and the validation of every epoch: the loss on the held-out completions,
-  a generation metric on a fixed sample of validation prompts (greedy; exact match is the score epochs are
-  selected on, ties broken by the lower validation loss) and the loss on the general-text reference set
-  (:mod:`.forgetting`);
+  their greedy exact match (:mod:`.score`: one forward pass, no generating; the score epochs are selected on,
+  ties broken by the lower validation loss) and
+  the loss on the general-text reference set (:mod:`.forgetting`);
 * :class:`CausalLMStrategy`: one stage in which what the plan made trainable (the LoRA adapters, or every
   weight) trains at one rate; snapshots and checkpoints hold those weights only;
-* callbacks that put the validation's details into each epoch row (``val``, ``sample``, ``general_text``: what
+* callbacks that put the validation's details into each epoch row (``val``, ``general_text``: what
   ``metrics.json``, the report and the forgetting check read) and print the epoch's line.
 
 Before training, the model as it starts is evaluated the same way: epoch 0, the first stage record
@@ -43,59 +43,34 @@ from ..train import (
     load_checkpoint,
 )
 from ..train.task import ListDataset
-from .collate import collate, fixed_batches, token_loss
-from .decode import generate_texts
+from .collate import collate, token_loss
 from .encode import Encoded, Formatter
-from .metrics import chrf, exact_match, loss_metrics
+from .score import completion_scores
 
 CHECKPOINT_DIR = "checkpoint"  # inside the fit's partial folder
 BASE = "base model"  # the stage record of epoch 0: the model before any training
 SCORE = "val_exact_match"
 
 
-@dataclass
-class ValidationSet:
-    """The held-out completions (for the loss) and a fixed sample of prompts with references (for generation)."""
-
-    encoded: list[Encoded]
-    contexts: list[list[dict[str, str]]]
-    references: list[str]
-
-
-@torch.no_grad()
-def mean_loss(model: nn.Module, encoded: list[Encoded], *, batch_size: int, pad_id: int, row_tokens: int,
-              device: torch.device) -> dict[str, float]:
-    """Mean next-token loss over the target tokens of ``encoded`` (and its perplexity)."""
-    was_training = model.training
-    model.eval()
-    total, tokens = 0.0, 0
-    for batch in fixed_batches(encoded, batch_size):
-        b = {k: v.to(device) for k, v in collate(batch, pad_id, row_tokens).items()}
-        loss, n = token_loss(model, b)
-        total, tokens = total + float(loss), tokens + n
-    model.train(was_training)
-    return loss_metrics(total, tokens)
-
-
 class GenerationTask:
     """The language model's side of training; see the module docstring. ``details`` holds the last
-    validation's measurements (``val``, ``sample``, ``general_text``) for the epoch row."""
+    validation's measurements (``val``, ``general_text``) for the epoch row."""
 
     score_name = SCORE
     train_score_name = None  # no per-token accuracy: the train loss says it
     drop_last = False  # every example trains every epoch (no BatchNorm to protect from a short last batch)
 
-    def __init__(self, formatter: Formatter, train: list[Encoded], val: ValidationSet, reference: list[Encoded],
-                 *, batch_size: int, row_tokens: int, max_new_tokens: int):
+    def __init__(self, formatter: Formatter, train: list[Encoded], val: list[Encoded], reference: list[Encoded],
+                 *, batch_size: int, row_tokens: int, stops: set[int]):
         self.formatter, self.train, self.val, self.reference = formatter, train, val, reference
-        self.batch_size, self.row_tokens, self.max_new_tokens = batch_size, row_tokens, max_new_tokens
+        self.batch_size, self.row_tokens, self.stops = batch_size, row_tokens, stops
         self.pad_id: int = formatter.tokenizer.pad_token_id
         self.details: dict[str, Any] = {}
 
     @property
     def validated(self) -> bool:
         """Whether there is anything to validate on (without it, no epoch can be preferred to another)."""
-        return bool(self.val.encoded or self.val.contexts)
+        return bool(self.val)
 
     def train_dataset(self) -> ListDataset:
         return ListDataset(self.train)
@@ -111,32 +86,28 @@ class GenerationTask:
 
     @torch.no_grad()
     def validate(self, net: nn.Module, device: torch.device) -> ValScore:
-        """Exact match on the sample (0 without one) and the held-out completions' loss (0 without them)."""
+        """Exact match on the held-out answers (0 without any) and the held-out completions' loss (0 without)."""
         self.details = self.measure(net, device, general_text=True)
-        return ValScore(float(self.details.get("sample", {}).get("exact_match", 0.0)),
-                        float(self.details.get("val", {}).get("loss", 0.0)))
+        val = self.details.get("val", {})
+        return ValScore(float(val.get("exact_match", 0.0)), float(val.get("loss", 0.0)))
 
     @torch.no_grad()
     def measure(self, net: nn.Module, device: torch.device, *, general_text: bool) -> dict[str, Any]:
-        """Validation loss, the generation sample's scores and (``general_text``) the reference-text loss."""
+        """Validation loss and exact match and (``general_text``) the reference-text loss."""
         out: dict[str, Any] = {}
-        if self.val.encoded:
-            out["val"] = mean_loss(net, self.val.encoded, batch_size=self.batch_size, pad_id=self.pad_id,
-                                   row_tokens=self.row_tokens, device=device)
-        if self.val.contexts:
-            preds = generate_texts(net, self.formatter, self.val.contexts, max_new_tokens=self.max_new_tokens)
-            out["sample"] = {"exact_match": exact_match(preds, self.val.references),
-                             "chrf": round(chrf(preds, self.val.references), 4), "n": len(preds)}
+        if self.val:
+            out["val"] = completion_scores(net, self.val, batch_size=self.batch_size, pad_id=self.pad_id,
+                                           row_tokens=self.row_tokens, device=device, stops=self.stops)
         if general_text and self.reference:
-            out["general_text"] = mean_loss(net, self.reference, batch_size=self.batch_size * 4, pad_id=self.pad_id,
-                                            row_tokens=self.row_tokens, device=device)
+            out["general_text"] = completion_scores(net, self.reference, batch_size=self.batch_size * 4,
+                                                    pad_id=self.pad_id, row_tokens=self.row_tokens, device=device)
         return out
 
     def selection_score(self, net: nn.Module, device: torch.device) -> float:
         """One number for comparing versions of the trained model (the forgetting remedy): exact match on the
-        sample first, then the lower validation loss."""
-        d = self.measure(net, device, general_text=False)
-        return d.get("sample", {}).get("exact_match", 0.0) * 1000 - d.get("val", {}).get("loss", 0.0)
+        validation answers first, then the lower validation loss."""
+        val = self.measure(net, device, general_text=False).get("val", {})
+        return val.get("exact_match", 0.0) * 1000 - val.get("loss", 0.0)
 
 
 class CausalLMStrategy(Strategy):
@@ -224,9 +195,8 @@ def epoch_line(row: dict[str, Any]) -> str:
              else f"epoch {row['epoch']} (before training)"]
     if "val" in row:
         parts.append(f"val loss {row['val']['loss']:.4f}")
-    if "sample" in row:
-        parts.append(f"sample exact match {row['sample']['exact_match']:.3f} (chrF {row['sample']['chrf']:.1f}, "
-                     f"n={row['sample']['n']})")
+        if "exact_match" in row["val"]:
+            parts.append(f"val exact match {row['val']['exact_match']:.3f} (n={row['val']['n']})")
     if "general_text" in row:
         parts.append(f"general-text loss {row['general_text']['loss']:.4f}")
     return "; ".join(parts) + (f" ({row['seconds']:.1f}s)" if "seconds" in row else "")

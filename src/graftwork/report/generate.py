@@ -73,8 +73,8 @@ def training(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
         "train": [(h.get("epoch"), h.get("train_loss")) for h in history],
         "validation": [(h.get("epoch"), mapping(h.get("val")).get("loss")) for h in history]})
     rows = [[h.get("epoch"), h.get("train_loss"), mapping(h.get("val")).get("loss"),
-             mapping(h.get("val")).get("perplexity"), mapping(h.get("sample")).get("exact_match"),
-             mapping(h.get("sample")).get("chrf"), mapping(h.get("general_text")).get("loss"), h.get("seconds")]
+             mapping(h.get("val")).get("perplexity"), mapping(h.get("val")).get("exact_match"),
+             mapping(h.get("general_text")).get("loss"), h.get("seconds")]
             for h in history]
     kinds = ["kept" if best is not None and h.get("epoch") == best else "" for h in history]
     return render("sections/gen_training.html.j2", chart=chart, rows=rows, kinds=kinds, best_epoch=best)
