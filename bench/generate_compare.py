@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from generate_tasks import write_task  # noqa: E402
 
-EPOCHS, LR, BATCH, RANK, ALPHA = 3, 1e-3, 8, 8, 16
+EPOCHS, LR, BATCH, RANK, ALPHA = 3, 1e-3, 8, 8, 16  # LoRA alpha = 2 x rank throughout
 MAX_NEW = 40
 
 
@@ -32,13 +32,14 @@ def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_graftwork(data: Path, out: Path) -> dict:
+def run_graftwork(data: Path, out: Path, *, lr: float = LR, epochs: int = EPOCHS, rank: int = RANK,
+                  few_shot: int = 3) -> dict:
     import graftwork
 
     t0 = time.perf_counter()
-    model = graftwork.fit(data, out, verbose=True, task="generate", strategy="lora", stage_epochs=EPOCHS, lr=LR,
-                          batch_size=BATCH, lora_r=RANK, lora_alpha=ALPHA, weight_decay=0.0,
-                          max_new_tokens=MAX_NEW, device="cpu")
+    model = graftwork.fit(data, out, verbose=True, task="generate", strategy="lora", stage_epochs=epochs, lr=lr,
+                          batch_size=BATCH, lora_r=rank, lora_alpha=2 * rank, weight_decay=0.0,
+                          max_new_tokens=MAX_NEW, device="cpu", few_shot=few_shot)
     m = model.metrics
     total_s = round(time.perf_counter() - t0, 2)
     return {"exact_match": m["test"]["exact_match"], "chrf": m["test"]["chrf"], "train_s": m["timing"]["train_s"],
@@ -47,6 +48,7 @@ def run_graftwork(data: Path, out: Path) -> dict:
             "total_s": total_s, "best_epoch": m["best_epoch"],
             "zero_shot": m["control"]["zero_shot"]["exact_match"],
             "few_shot": m["control"].get("few_shot", {}).get("exact_match"), "peak_rss_mib": _peak_mib(),
+            "val_exact_match": [h.get("val", {}).get("exact_match") for h in m["history"]],
             "general_text_rise": _general_text_rise(model)}
 
 
@@ -124,18 +126,22 @@ def main() -> None:
     for size in args.sizes.split(","):
         for task in args.tasks.split(","):
             for method in args.methods.split(","):
-                proc = subprocess.run([sys.executable, __file__, "--one", method, task, size], capture_output=True,
-                                      text=True)
-                lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-                if not lines:
-                    sys.stderr.write(proc.stderr[-3000:])
-                    raise SystemExit(f"{method} {task} {size} failed")
-                row = {"method": method, "task": task, "train_size": int(size)} | json.loads(lines[0][7:])
+                row = {"method": method, "task": task, "train_size": int(size)} | \
+                    run_isolated(__file__, ["--one", method, task, size])
                 print(json.dumps(row), flush=True)
                 results.append(row)
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
 
+
+def run_isolated(script: str, argv: list[str]) -> dict:
+    """Run ``script argv`` in its own process (its own wall time and peak memory); the dict it printed."""
+    proc = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return json.loads(lines[0][7:])
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,13 @@
 * ``past``: a short rewrite. A present-tense sentence (subject, verb, object, place; irregular verbs included)
   is rewritten in the past tense.
 
+Two more, kept out of the choice of graftwork's defaults (``bench/generate_sweep.py`` chooses on ``extract`` and
+``dates`` and checks on these):
+
+* ``numbers``: a format conversion the other way. A whole number from 1 to 9,999 written in British English
+  words ("four thousand two hundred and seven") becomes digits.
+* ``sort``: a list operation. Four to six common nouns become the same nouns in alphabetical order.
+
 ``write_task(name, folder, n_train, seed)`` writes train.jsonl, val.jsonl (16) and test.jsonl (64) as
 prompt/completion rows; the test set is the same for every training size and seed.
 """
@@ -105,7 +112,43 @@ def _past(rng: random.Random) -> dict[str, str]:
             "completion": f"{subject} {past} {obj} {place}."}
 
 
-TASKS = {"extract": _extract, "dates": _dates, "past": _past}
+ONES = ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+NUMBER_INSTRUCTION = "Write this number in digits: "
+NOUNS = ["apple", "bridge", "candle", "desk", "engine", "forest", "garden", "harbour", "island", "jacket", "kettle",
+         "ladder", "market", "needle", "orange", "pencil", "quarry", "river", "saddle", "ticket", "umbrella",
+         "valley", "window", "yacht", "zebra", "basket", "castle", "dragon", "feather", "guitar", "hammer", "lemon",
+         "mirror", "pillow", "rocket", "spoon", "tunnel", "violin", "wagon", "bottle"]
+SORT_INSTRUCTION = "Sort these words alphabetically: "
+
+
+def words(n: int) -> str:
+    """1 <= n <= 9999 in British English words ("two hundred and five")."""
+    parts = []
+    if n >= 1000:
+        parts.append(f"{ONES[n // 1000]} thousand")
+        n %= 1000
+    if n >= 100:
+        parts.append(f"{ONES[n // 100]} hundred")
+        n %= 100
+    if n:
+        small = ONES[n] if n < 20 else TENS[n // 10] + (f"-{ONES[n % 10]}" if n % 10 else "")
+        parts.append(("and " if parts else "") + small)
+    return " ".join(parts)
+
+
+def _numbers(rng: random.Random) -> dict[str, str]:
+    n = rng.choice([rng.randrange(1, 100), rng.randrange(100, 1000), rng.randrange(1000, 10000)])
+    return {"prompt": NUMBER_INSTRUCTION + words(n), "completion": str(n)}
+
+
+def _sort(rng: random.Random) -> dict[str, str]:
+    chosen = rng.sample(NOUNS, rng.randrange(4, 7))
+    return {"prompt": SORT_INSTRUCTION + ", ".join(chosen), "completion": ", ".join(sorted(chosen))}
+
+
+TASKS = {"extract": _extract, "dates": _dates, "past": _past, "numbers": _numbers, "sort": _sort}
 TEST_SIZE, VAL_SIZE = 64, 16
 
 

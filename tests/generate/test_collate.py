@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from graftwork.generate.collate import collate, pack_rows, token_loss
+from graftwork.generate.collate import collate, pack_rows, shared_prefix, token_loss
 from graftwork.generate.data import GenExample
 from graftwork.generate.encode import IGNORE, Formatter
 
@@ -22,29 +23,32 @@ def _encoded(n: int):
     return tok, [f.encode(GenExample(f"r{i}", "pair", **r)) for i, r in enumerate(rows)] + [f.encode(chat)]
 
 
-def test_a_packed_batch_gives_each_example_the_logits_it_gets_alone():
+@pytest.mark.parametrize("with_chat", [False, True])
+def test_a_packed_batch_gives_each_example_the_logits_it_gets_alone(with_chat):
+    """Every token of a packed batch, the shared prefix included, has the logits it has in its example alone."""
     tok, encoded = _encoded(5)
+    encoded = encoded if with_chat else encoded[:-1]
     model = make_model(len(tok)).eval()
     model.config._attn_implementation = "sdpa"
     batch = collate(encoded, tok.pad_token_id, row_tokens=60)
+    prefix = shared_prefix(encoded)
+    assert prefix == (2 if with_chat else 6)  # "<|im_start|> user" (+ "what colour is the")
     assert batch["input_ids"].shape[0] < len(encoded)  # really packed: fewer rows than examples
     with torch.no_grad():
         packed = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        position_ids=batch["position_ids"]).logits
-        for ex in encoded:
-            alone = model(input_ids=torch.tensor([ex.input_ids])).logits[0]
-            ids = torch.tensor(ex.input_ids)
-            found = False
-            for r in range(batch["input_ids"].shape[0]):
-                row = batch["input_ids"][r]
-                for start in range(row.numel() - len(ex) + 1):
-                    if torch.equal(row[start:start + len(ex)], ids) and batch["position_ids"][r, start] == 0:
-                        assert torch.allclose(packed[r, start:start + len(ex)], alone, atol=1e-5)
-                        found = True
-                        break
-                if found:
-                    break
-            assert found, ex.origin
+        alone = [model(input_ids=torch.tensor([ex.input_ids])).logits[0] for ex in encoded]
+    seen = set()
+    for r in range(batch["input_ids"].shape[0]):
+        for t in range(batch["input_ids"].shape[1]):
+            k, pos = int(batch["example"][r, t]), int(batch["position_ids"][r, t])
+            if k < 0 and t >= prefix:
+                continue  # padding
+            ex = k if k >= 0 else 0  # a prefix token: every example has it
+            assert int(batch["input_ids"][r, t]) == encoded[ex].input_ids[pos]
+            assert torch.allclose(packed[r, t], alone[ex][pos], atol=1e-5)
+            seen.add((ex, pos))
+    assert all((k, pos) in seen for k, ex in enumerate(encoded) for pos in range(prefix, len(ex)))
 
 
 def test_rows_respect_their_length_and_padding_is_never_a_target():
@@ -100,3 +104,24 @@ def test_the_loss_from_target_positions_only_equals_the_loss_over_every_logit():
     assert n == int((targets != IGNORE).sum()) and torch.allclose(loss, full, atol=1e-4)
     slow = [p.grad for p in model.parameters() if p.grad is not None]
     assert len(fast) == len(slow) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(fast, slow, strict=True))
+
+
+def test_sharing_the_prompt_prefix_leaves_the_loss_and_its_gradient_unchanged():
+    """One packed batch with its shared prefix computed once gives the summed loss and gradient of its examples
+    trained one by one."""
+    tok, encoded = _encoded(6)
+    encoded = encoded[:-1]
+    assert shared_prefix(encoded) > 0
+    model = make_model(len(tok))
+    loss, n = token_loss(model, collate(encoded, tok.pad_token_id, row_tokens=60))
+    loss.backward()
+    shared = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    total, count = 0.0, 0
+    for ex in encoded:
+        one, k = token_loss(model, collate([ex], tok.pad_token_id, row_tokens=60))
+        one.backward()
+        total, count = total + float(one), count + k
+    assert n == count and float(loss) == pytest.approx(total, rel=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(shared, model.parameters(), strict=True))
+
