@@ -7,11 +7,13 @@ is measured the same way for both fine-tuned models: greedy decoding through the
 test prompts. The prompted base model (zero-shot and 3-shot) comes from graftwork's control.
 
     .venv/bin/python bench/generate_compare.py --sizes 64 --tasks extract,dates,past --out bench/results/generate.json
+    .venv/bin/python bench/generate_compare.py --sizes 64 --tasks dates --seeds 1,2 --out ...   # other draws
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -33,13 +35,13 @@ def _peak_mib() -> float:
 
 
 def run_graftwork(data: Path, out: Path, *, lr: float = LR, epochs: int = EPOCHS, rank: int = RANK,
-                  few_shot: int = 3) -> dict:
+                  few_shot: int = 3, seed: int = 0) -> dict:
     import graftwork
 
     t0 = time.perf_counter()
     model = graftwork.fit(data, out, verbose=True, task="generate", strategy="lora", stage_epochs=epochs, lr=lr,
                           batch_size=BATCH, lora_r=rank, lora_alpha=2 * rank, weight_decay=0.0,
-                          max_new_tokens=MAX_NEW, device="cpu", few_shot=few_shot)
+                          max_new_tokens=MAX_NEW, device="cpu", few_shot=few_shot, seed=seed)
     m = model.metrics
     total_s = round(time.perf_counter() - t0, 2)
     return {"exact_match": m["test"]["exact_match"], "chrf": m["test"]["chrf"], "train_s": m["timing"]["train_s"],
@@ -66,7 +68,7 @@ def _general_text_rise(model) -> dict:
     return rise
 
 
-def run_trl(data: Path, out: Path) -> dict:
+def run_trl(data: Path, out: Path, *, seed: int = 0) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -80,7 +82,7 @@ def run_trl(data: Path, out: Path) -> dict:
     from graftwork.generate.metrics import chrf, exact_match
 
     t0 = time.perf_counter()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     _, folder = resolve_folder(None)
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -91,7 +93,7 @@ def run_trl(data: Path, out: Path) -> dict:
                      learning_rate=LR, lr_scheduler_type="linear", weight_decay=0.0,
                      warmup_steps=max(1, int(0.05 * EPOCHS * -(-len(rows) // BATCH))),  # graftwork's warm-up
                      logging_steps=1000, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
-                     seed=0, max_length=1024, dataloader_num_workers=0)
+                     seed=seed, max_length=1024, dataloader_num_workers=0)
     peft = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=peft)
     t1 = time.perf_counter()
@@ -111,27 +113,27 @@ def main() -> None:
     parser.add_argument("--tasks", default="extract,dates,past")
     parser.add_argument("--sizes", default="64")
     parser.add_argument("--methods", default="graftwork,trl")
+    parser.add_argument("--seeds", default="0", help="training sets drawn (and training seeds); the test set is fixed")
     parser.add_argument("--out", default="bench/results/generate.json")
-    parser.add_argument("--one", nargs=3, metavar=("METHOD", "TASK", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs="+", metavar="METHOD TASK SIZE [SEED]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.one:
-        method, task, size = args.one
+        method, task, size, seed = (*args.one, "0")[:4]
         with tempfile.TemporaryDirectory() as tmp:
-            data = write_task(task, Path(tmp) / "data", int(size))
-            result = (run_graftwork if method == "graftwork" else run_trl)(data, Path(tmp) / "run")
+            data = write_task(task, Path(tmp) / "data", int(size), seed=int(seed))
+            result = (run_graftwork if method == "graftwork" else run_trl)(data, Path(tmp) / "run", seed=int(seed))
         print("RESULT " + json.dumps(result), flush=True)
         return
     results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else []
-    for size in args.sizes.split(","):
-        for task in args.tasks.split(","):
-            for method in args.methods.split(","):
-                row = {"method": method, "task": task, "train_size": int(size)} | \
-                    run_isolated(__file__, ["--one", method, task, size])
-                print(json.dumps(row), flush=True)
-                results.append(row)
-                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    for size, seed, task, method in itertools.product(args.sizes.split(","), args.seeds.split(","),
+                                                      args.tasks.split(","), args.methods.split(",")):
+        row = {"method": method, "task": task, "train_size": int(size), "seed": int(seed)} | \
+            run_isolated(__file__, ["--one", method, task, size, seed])
+        print(json.dumps(row), flush=True)
+        results.append(row)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
 
 
 def run_isolated(script: str, argv: list[str]) -> dict:
@@ -142,6 +144,7 @@ def run_isolated(script: str, argv: list[str]) -> dict:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"{' '.join(argv)} failed")
     return json.loads(lines[0][7:])
+
 
 if __name__ == "__main__":
     main()

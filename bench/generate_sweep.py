@@ -42,7 +42,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = write_task(task, Path(tmp) / "data", int(size), seed=int(seed))
             result = run_graftwork(data, Path(tmp) / "run", lr=float(lr), epochs=int(epochs), rank=int(rank),
-                                   few_shot=0)
+                                   few_shot=0, seed=int(seed))
         print("RESULT " + json.dumps(result), flush=True)
         return
     results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else []

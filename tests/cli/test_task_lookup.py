@@ -71,8 +71,6 @@ def test_advise_refuses_what_it_cannot_plan(tmp_path, capsys):
     data = write_conll(tmp_path / "tagged.conll", make_sentences(10))
     code, _, err = run(capsys, "advise", data, "--task", "ner", "--class-weights", "on", "--label-column", "y")
     assert code == 2 and "'label_column'" in err
-    code, _, err = run(capsys, "advise", data, "--task", "generate")
-    assert code == 2 and "advise does not plan --task generate runs yet" in err
 
 
 def test_advise_on_classification_data_is_unchanged(tmp_path, capsys):

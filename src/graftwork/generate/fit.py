@@ -13,6 +13,7 @@ import json
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .backbone import LoadedLM, load_causal_lm
 from .control import run_control
 from .data import GenExample, GenSplits, load_generation_data, raise_problems
 from .decode import stop_ids
-from .encode import Formatter, encode_all
+from .encode import Encoded, Formatter, encode_all
 from .forgetting import choose_scale, forgetting_finding, reference_examples
 from .model import GenerationModel
 from .plan import generate_plan
@@ -37,6 +38,44 @@ from .runconfig import run_config
 from .training import GenerationTask, Trained, train_model
 
 WARMUP_FRACTION = 0.05  # of the optimizer steps: the adapters start at zero, a long warm-up only wastes steps
+
+
+@dataclass
+class Prepared:
+    """The data read, checked and tokenised for the base model, split as fit trains on it."""
+
+    splits: GenSplits
+    lm: LoadedLM
+    formatter: Formatter
+    train_ex: list[GenExample]
+    val_ex: list[GenExample]
+    test_ex: list[GenExample]
+    train: list[Encoded]
+    val: list[Encoded]
+
+
+def prepare(data: str | Path, cfg: FitConfig, console: Console) -> Prepared:
+    """Read ``data``, load the base model and tokenise every split with its chat template; every problem (bad
+    lines, over-long or empty examples) is raised at once, with file and line."""
+    splits = load_generation_data(data, text_column=cfg.text_column)
+    lm = load_causal_lm(cfg.backbone, trust_remote_code=cfg.trust_remote_code, console=console)
+    console.info(f"base model: {lm.name} ({lm.params / 1e6:.1f}M parameters)")
+    formatter = Formatter(lm.tokenizer)
+    problems = list(splits.problems)
+    train_ex, val_ex = _hold_out(splits, cfg, console)
+    train = encode_all(formatter, train_ex, cfg.max_length, problems)
+    val = encode_all(formatter, val_ex, cfg.max_length, problems)
+    test_ex = splits.test or []
+    encode_all(formatter, test_ex, cfg.max_length, problems)
+    raise_problems(problems)
+    if not train:
+        raise DataError(f"{data}: no training examples.", hint="add prompt/completion rows to the training file.")
+    return Prepared(splits, lm, formatter, train_ex, val_ex, test_ex, train, val)
+
+
+def row_tokens(cfg: FitConfig) -> int:
+    """The length of a packed row: the longest example allowed, at least 256 tokens."""
+    return max(cfg.max_length, 256)
 
 
 def _hold_out(splits: GenSplits, cfg: FitConfig, console: Console) -> tuple[list[GenExample], list[GenExample]]:
@@ -151,20 +190,10 @@ def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | N
     if resume and out is not None and not (partial_dir(out) / RESUME_FILE).is_file():
         raise RunFolderError(f"--resume {out}: no interrupted run to resume.", hint="start the fit again.")
     partial = _start(out, data, cfg, force, resume)
-    splits = load_generation_data(data, text_column=cfg.text_column)
     torch.manual_seed(cfg.seed)
-    lm = load_causal_lm(cfg.backbone, trust_remote_code=cfg.trust_remote_code, console=console)
-    console.info(f"base model: {lm.name} ({lm.params / 1e6:.1f}M parameters)")
-    formatter = Formatter(lm.tokenizer)
-    problems = list(splits.problems)
-    train_ex, val_ex = _hold_out(splits, cfg, console)
-    train = encode_all(formatter, train_ex, cfg.max_length, problems)
-    val = encode_all(formatter, val_ex, cfg.max_length, problems)
-    test_ex = splits.test or []
-    encode_all(formatter, test_ex, cfg.max_length, problems)
-    raise_problems(problems)
-    if not train:
-        raise DataError(f"{data}: no training examples.", hint="add prompt/completion rows to the training file.")
+    p = prepare(data, cfg, console)
+    splits, lm, formatter, train_ex, val_ex, test_ex, train, val = (p.splits, p.lm, p.formatter, p.train_ex,
+                                                                    p.val_ex, p.test_ex, p.train, p.val)
     plan = generate_plan(cfg, lm, train)
     console.info(plan["description"])
     model = _build(lm, plan, cfg)
@@ -175,7 +204,7 @@ def _fit_generate_steps(data: str | Path, cfg: FitConfig, *, out: str | Path | N
     plan["sample_new_tokens"] = sample_tokens
     settings = _settings(cfg, plan, device)
     task = GenerationTask(formatter, train, val, encode_all(formatter, reference_examples(), cfg.max_length, []),
-                          batch_size=settings.batch_size, row_tokens=max(cfg.max_length, 256),
+                          batch_size=settings.batch_size, row_tokens=row_tokens(cfg),
                           stops=set(stop_ids(model, formatter.tokenizer)))
     result, trainer = train_model(model, task, strategy=plan["strategy"], lr=plan["lr"],
                                   weight_decay=cfg.weight_decay, settings=settings, partial=partial, resume=resume,

@@ -35,11 +35,12 @@ class GenerateTask(Task):
         return unsupported_settings(cfg)
 
     def advise(self, data: str | Path, cfg: FitConfig, *, curve: bool = True, console: Console = SILENT) -> Advice:
-        """Not yet: the generation plan depends on the base model's size, so it needs the model loaded."""
-        raise ConfigError("advise does not plan --task generate runs yet (the plan needs the language model "
-                          "loaded, to count its parameters and the data's target tokens).",
-                          hint="`graftwork fit DATA --task generate --out DIR` prints its plan, with why, before "
-                               "training; interrupt it there if you only want the plan.")
+        """The generation plan (:func:`graftwork.generate.plan.generate_plan`: ``auto`` keys on the base model's
+        size and the training completions' target tokens), the data's splits and what an epoch computes. The base
+        model is loaded: its size and its tokenizer decide the plan."""
+        from ..generate.advise import advise_generate
+
+        return advise_generate(data, cfg, console)
 
     def load(self, run_dir: str | Path, *, device: str = "auto", weights: str | None = None,
              cache_dir: str | Path | None = None, console: Console = SILENT) -> Any:
