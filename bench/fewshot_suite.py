@@ -11,7 +11,12 @@ them: ``auto`` holds a fifth out for validation and refits on it). Reported: tes
 kept stage, how the choice was made, the share of the most predicted class on test (a collapsed model predicts
 one class), and the worst gap over all runs.
 
-Usage: python bench/fewshot_suite.py --sizes 8,16 --seeds 0,1,2 [--test 100]
+With ``--setfit``, SetFit (its default recipe, ``bench/peers/setfit_fewshot.py``, run with ``.venv-peers``
+from ``bench/setup_peers.sh``) trains on the same training texts and is tested on the same test texts;
+``--skip-auto`` runs only the peer (the splits depend only on the set, size and seed, so its rows pair with an
+earlier run's ``auto`` rows).
+
+Usage: python bench/fewshot_suite.py --sizes 8,16 --seeds 0,1,2 [--test 100] [--setfit [--skip-auto]]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import csv
 import json
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from datetime import date
@@ -70,28 +76,52 @@ def sklearn_probe(feats: dict[str, np.ndarray], train: list[tuple[str, str]], te
 
 
 def run_one(name: str, pools: dict[str, list[str]], test: list[tuple[str, str]], size: int, seed: int,
-            feats: dict[str, np.ndarray], work: Path) -> dict:
-    import graftwork
-
+            feats: dict[str, np.ndarray], work: Path, *, auto: bool = True, setfit: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     train = [(t, c) for c, texts in pools.items() for t in rng.choice(texts, size=size, replace=False).tolist()]
     folder = work / f"{name}-n{size}-s{seed}"
     write_csv(folder / "train.csv", train)
     write_csv(folder / "test.csv", test)
+    row: dict = {"set": name, "per_class": size, "seed": seed, "sklearn": sklearn_probe(feats, train, test)}
+    if auto:
+        row |= run_auto(folder, seed)
+        row["gap"] = row["auto"] - row["sklearn"]
+    if setfit:
+        row |= run_setfit(folder, seed)
+    return row
+
+
+def run_auto(folder: Path, seed: int) -> dict:
+    import graftwork
+
     t0 = time.perf_counter()
     model = graftwork.fit(folder, seed=seed)
     seconds = time.perf_counter() - t0
     m = model.metrics
     confusion = np.array(m["test"]["confusion"]["matrix"])
     kept = next(s for s in m["stages"] if s["kept"])
-    return {"set": name, "per_class": size, "seed": seed, "auto": m["test"]["accuracy"],
-            "sklearn": sklearn_probe(feats, train, test), "seconds": round(seconds, 1),
+    return {"auto": m["test"]["accuracy"], "seconds": round(seconds, 1),
             "strategy": model.config["plan"]["strategy"], "kept_stage": m["kept_stage"],
-            "selection": m["selection"].get("method"), "fine_tuning": m["selection"].get("fine_tuning"), "probe": m["selection"].get("probe"),
-            "top_predicted_share": float(confusion.sum(0).max() / confusion.sum()),
+            "selection": m["selection"].get("method"), "fine_tuning": m["selection"].get("fine_tuning"),
+            "probe": m["selection"].get("probe"), "top_predicted_share": float(confusion.sum(0).max() / confusion.sum()),
             "rejected_stages": [s.get("rejected") for s in m["stages"] if s.get("rejected")],
             "margins": {s["stage"]: s["margin"] for s in m["stages"] if s.get("margin")},
             "kept_val_acc": kept.get("val_acc")}
+
+
+def run_setfit(folder: Path, seed: int) -> dict:
+    """SetFit's default recipe on the same CSVs, in the peers' environment; its whole process timed."""
+    python = Path(__file__).resolve().parent.parent / ".venv-peers" / "bin" / "python"
+    if not python.is_file():
+        raise SystemExit("--setfit needs .venv-peers: run bench/setup_peers.sh first")
+    out = folder / "setfit.json"
+    t0 = time.perf_counter()
+    subprocess.run([str(python), str(Path(__file__).parent / "peers" / "setfit_fewshot.py"), "--train",
+                    str(folder / "train.csv"), "--test", str(folder / "test.csv"), "--seed", str(seed), "--out",
+                    str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    return {"setfit": result["test_accuracy"], "setfit_train_s": round(result["seconds"], 1),
+            "setfit_process_s": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -101,6 +131,8 @@ def main() -> None:
     ap.add_argument("--sets", default="binary,many-class")
     ap.add_argument("--test", type=int, default=100, help="test texts per class (fixed across seeds)")
     ap.add_argument("--out", default="bench/results/fewshot_suite.json")
+    ap.add_argument("--setfit", action="store_true", help="also SetFit on the same splits (needs .venv-peers)")
+    ap.add_argument("--skip-auto", action="store_true", help="only the peer (and the scikit-learn probe)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="graftwork-fewshot-"))
     os.environ.setdefault("GRAFTWORK_CACHE", str(work / "cache"))
@@ -120,16 +152,17 @@ def main() -> None:
         feats = frozen_features(sorted({t for ts in texts.values() for t in ts}))
         for size in [int(s) for s in args.sizes.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:
-                row = run_one(name, pools, test, size, seed, feats, work)
-                row["gap"] = row["auto"] - row["sklearn"]
+                row = run_one(name, pools, test, size, seed, feats, work, auto=not args.skip_auto,
+                              setfit=args.setfit)
                 result["runs"].append(row)
                 print(json.dumps(row), flush=True)
-    worst = min(result["runs"], key=lambda r: r["gap"])
-    result["worst"] = {k: worst[k] for k in ("set", "per_class", "seed", "auto", "sklearn", "gap")}
-    result["collapsed_runs"] = sum(r["top_predicted_share"] >= 0.9 for r in result["runs"])
+    if not args.skip_auto:
+        worst = min(result["runs"], key=lambda r: r["gap"])
+        result["worst"] = {k: worst[k] for k in ("set", "per_class", "seed", "auto", "sklearn", "gap")}
+        result["collapsed_runs"] = sum(r["top_predicted_share"] >= 0.9 for r in result["runs"])
+        print("worst:", json.dumps(result["worst"]), "collapsed runs:", result["collapsed_runs"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print("worst:", json.dumps(result["worst"]), "collapsed runs:", result["collapsed_runs"])
 
 
 if __name__ == "__main__":

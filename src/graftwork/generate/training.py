@@ -7,8 +7,7 @@ autocast on CUDA, gradient accumulation), best-epoch selection and the atomic ch
   the next-token loss over completion tokens only (its count is the number of target tokens, so the epoch's
   train loss is the mean over tokens), and the validation of every epoch: the loss on the held-out completions,
   their greedy exact match (:mod:`.score`: one forward pass, no generating; the score epochs are selected on,
-  ties broken by the lower validation loss) and
-  the loss on the general-text reference set (:mod:`.forgetting`);
+  ties broken by the lower validation loss) and the loss on the general-text reference set (:mod:`.forgetting`);
 * :class:`CausalLMStrategy`: one stage in which what the plan made trainable (the LoRA adapters, or every
   weight) trains at one rate; snapshots and checkpoints hold those weights only;
 * callbacks that put the validation's details into each epoch row (``val``, ``general_text``: what
