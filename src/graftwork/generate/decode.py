@@ -1,4 +1,8 @@
-"""Generating text from chat contexts, in batches: greedy by default, sampling when a temperature is given."""
+"""Generating text from chat contexts, in batches: greedy by default, sampling when a temperature is given.
+
+Greedy is the most likely token at every step: a repetition penalty the model's ``generation_config`` may carry
+(several instruct models ship one, for sampling) is not applied then, so what ``evaluate`` and ``predict``
+generate is what validation's teacher-forced exact match (:mod:`.score`) judged."""
 
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def generate_texts(model: Any, formatter: Formatter, contexts: list[list[dict[st
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                              do_sample=sample, temperature=temperature if sample else None,
                              top_p=top_p if sample else None, top_k=None, eos_token_id=stops,
-                             pad_token_id=tok.pad_token_id)
+                             pad_token_id=tok.pad_token_id, repetition_penalty=None if sample else 1.0)
         for k, row in enumerate(gen[:, width:].tolist()):
             text = tok.decode(row, skip_special_tokens=True).strip()
             out.append(text)
@@ -65,6 +69,6 @@ def stream_one(model: Any, formatter: Formatter, context: list[dict[str, str]], 
         gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                              do_sample=sample, temperature=temperature if sample else None,
                              top_p=top_p if sample else None, top_k=None, eos_token_id=stop_ids(model, tok),
-                             pad_token_id=tok.pad_token_id,
+                             pad_token_id=tok.pad_token_id, repetition_penalty=None if sample else 1.0,
                              streamer=_Streamer(tok, skip_prompt=True, skip_special_tokens=True))
     return tok.decode(gen[0, ids.shape[1]:].tolist(), skip_special_tokens=True).strip()
