@@ -77,6 +77,9 @@ class FitConfig:
     wise: bool = field(default=False, metadata=_meta(
         "fine-tuning: WiSE-FT, keep the interpolation between the probe and the fine-tuned weights that is best "
         "on validation (Wortsman et al. 2022)"))
+    contrastive: bool = field(default=True, metadata=_meta(
+        "auto, text, few-shot (judged by k-fold): also try SetFit-style contrastive tuning of the encoder on "
+        "pairs of training texts, then the probe; kept only if it beats the probe on the held-out folds"))
     control: bool = field(default=False, metadata=_meta(
         "also train the same architecture from random initialisation with the same settings, and report "
         "whether pretraining helps (started from run:DIR: also from the original pretrained weights, and report "

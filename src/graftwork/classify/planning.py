@@ -18,7 +18,7 @@ from ..features import default_cache_dir, resolve_device
 from ..strategies import Plan, make_plan
 from ..strategies.plan import selection_for
 from .state import FitState
-from .tune import k_fold_allowed, plan_training, strategy_for
+from .tune import contrastive_candidate, k_fold_allowed, plan_training, strategy_for
 
 
 def plan(state: FitState) -> FitState:
@@ -34,7 +34,8 @@ def plan(state: FitState) -> FitState:
         found.details["audio window"] = state.window.describe()
     found.selection = selection_for(val.class_counts() if val is not None else {}, len(train), probe_c=cfg.probe_c,
                                     fine_tunes=found.fine_tunes, k_fold=k_fold_allowed(cfg),
-                                    distributed=processes().is_distributed)
+                                    distributed=processes().is_distributed,
+                                    contrastive=contrastive_candidate(cfg, backbone))
     state.mismatch = bn_mismatch(backbone, train, cfg, state.console)
     if state.mismatch is not None and state.mismatch.severity != "info" and cfg.strategy == "auto":
         adapt_plan_to_mismatch(found, cfg, state.mismatch)

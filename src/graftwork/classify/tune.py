@@ -13,6 +13,7 @@ from ..config import FitConfig
 from ..console import Console
 from ..data import Examples
 from ..strategies.base import Rates, Strategy, TransferNet
+from ..strategies.contrastive import CONTRASTIVE
 from ..strategies.drift import PROBE_BATCH
 from ..strategies.head import LinearHead
 from ..strategies.inputs import DecodedImages, TrainingInputs
@@ -38,7 +39,7 @@ def tune(state: FitState) -> FitState:
     from .crossval import cross_validated_tune
 
     strategy, backbone, cfg, parts = state.strategy, state.backbone, state.cfg, state.parts
-    if strategy is None:
+    if strategy is None and not cross_validates(state):  # the probe is the model, no candidate to judge
         return state
     assert backbone is not None and state.head is not None and state.plan is not None
     resume = None
@@ -62,7 +63,7 @@ def tune(state: FitState) -> FitState:
             # no stage beat the probe: it is the model, so it gets the frozen strategy's refit too
             state.head, state.selection_val = refit_head(state)
     kept = next(s["stage"] for s in state.stages if s.get("kept"))
-    if kept != "linear probe" and state.plan.fine_tunes:
+    if kept != "linear probe" and (state.plan.fine_tunes or kept == CONTRASTIVE):
         backbone.info.extra["pretrained_fingerprint"] = backbone.info.fingerprint
         backbone.info.extra["fine_tuned"] = kept
         backbone.refresh_fingerprint()
@@ -79,18 +80,27 @@ def k_fold_allowed(cfg: FitConfig) -> bool:
     return cfg.strategy == "auto" and cfg.refit and cfg.l2sp == 0 and not cfg.wise
 
 
+def contrastive_candidate(cfg: FitConfig, backbone: Backbone) -> bool:
+    """Is contrastive tuning (:mod:`graftwork.strategies.contrastive`) a candidate of the k-fold decision? For
+    ``auto`` on text (``--no-contrastive`` turns it off); whether the k-fold decision happens at all is
+    :func:`cross_validates`."""
+    return cfg.contrastive and k_fold_allowed(cfg) and backbone.modality == "text"
+
+
 def cross_validates(state: FitState) -> bool:
     """Is "fine-tune or keep the probe" decided by k-fold fine-tuning? (:func:`graftwork.strategies.selection.
-    cross_validates_fine_tuning` and :func:`k_fold_allowed`.)"""
+    cross_validates_fine_tuning` and :func:`k_fold_allowed`; the candidates are the plan's stages and, for text,
+    contrastive tuning.)"""
     from ..distributed import processes
 
-    assert state.plan is not None
+    assert state.plan is not None and state.backbone is not None
     n_val = len(state.y.get("val", []))
     labels = np.concatenate([state.y["train"], state.y.get("val", np.zeros(0, dtype=np.int64))])
     if len(labels) == 0 or int(np.bincount(labels)[np.unique(labels)].min()) < 2:
         return False  # a class with one example cannot be in two folds
     return k_fold_allowed(state.cfg) and state.small_val and cross_validates_fine_tuning(
-        n_val, len(state.y["train"]) + n_val, fine_tunes=state.plan.fine_tunes,
+        n_val, len(state.y["train"]) + n_val,
+        fine_tunes=state.plan.fine_tunes or contrastive_candidate(state.cfg, state.backbone),
         distributed=processes().is_distributed)
 
 

@@ -32,7 +32,9 @@ cheap for them and adapts them fully.
 than 20 validation examples in the smallest class), the probe's regularisation is chosen by repeated stratified
 k-fold cross-validation over training + validation data, near-ties going to the stronger regularisation; a
 fine-tuning stage must then beat the probe by more than the standard error of the paired difference on validation,
-else the probe (refit on all the data) is kept. Whatever the size, a stage whose validation predictions collapse
+else the probe (refit on all the data) is kept. Below 20 validation examples, on at most 120 examples in all,
+the decision is made by k-fold fine-tuning instead (:mod:`graftwork.classify.crossval`), and for text it also
+judges contrastive tuning (:mod:`.contrastive`, SetFit's body stage), whatever the plan. Whatever the size, a stage whose validation predictions collapse
 onto one class, or whose validation loss is worse than the probe's, is never kept. :func:`selection_for` says
 which applies, and the plan prints and records it.
 """
@@ -170,11 +172,13 @@ def class_weight_vector(classes: list[str], counts: dict[str, int]) -> list[floa
 
 
 def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: float | None = None,
-                  fine_tunes: bool = False, k_fold: bool = True, distributed: bool = False) -> dict[str, Any]:
+                  fine_tunes: bool = False, k_fold: bool = True, distributed: bool = False,
+                  contrastive: bool = False) -> dict[str, Any]:
     """How the probe's C and the kept stage are chosen, given the validation split's class counts (empty: no
     validation split), the number of training examples and whether the plan fine-tunes (``k_fold``: the
-    settings allow deciding it by k-fold fine-tuning, :func:`graftwork.classify.tune.k_fold_allowed`);
-    JSON-able, with ``how`` in words."""
+    settings allow deciding it by k-fold fine-tuning, :func:`graftwork.classify.tune.k_fold_allowed`;
+    ``contrastive``: contrastive tuning is a candidate there, :func:`graftwork.classify.tune.
+    contrastive_candidate`); JSON-able, with ``how`` in words."""
     n_val = sum(val_counts.values())
     counts = [c for c in val_counts.values() if c > 0]
     small = small_validation(counts)
@@ -188,15 +192,18 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
         out |= {"method": "cross-validation", "examples": total}
         probe = (f"the probe's C by {CV_FOLDS}-fold cross-validation repeated {CV_REPEATS}x over training + "
                  "validation")
-        if k_fold and probe_c is None and cross_validates_fine_tuning(n_val, total, fine_tunes=fine_tunes,
-                                                                      distributed=distributed):
+        if k_fold and probe_c is None and cross_validates_fine_tuning(
+                n_val, total, fine_tunes=fine_tunes or contrastive, distributed=distributed):
             out["fine_tuning"] = "cross-validation"
+            tried = " and ".join((["the plan's fine-tuning"] if fine_tunes else [])
+                                 + (["contrastive tuning on pairs of texts (then the probe)"] if contrastive else []))
+            out["contrastive"] = contrastive
             out["how"] = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data "
                           f"small ({total} examples, at most {CV_FINE_TUNE_MAX}): {probe}, near-ties to stronger "
-                          f"regularisation; then the plan's fine-tuning is run on up to {CV_FOLDS} folds of the "
-                          f"same {total} examples and kept only if its held-out predictions beat the probe's by "
-                          "more than their standard error (paired, in accuracy or log-loss); the winner is "
-                          "retrained on all the data")
+                          f"regularisation; then {tried} run on up to {CV_FOLDS} folds of the same {total} "
+                          "examples, each kept only if its held-out predictions beat the probe's by more than "
+                          "their standard error (paired, in accuracy or log-loss); the winner is retrained on all "
+                          "the data")
         else:
             out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: "
                           f"{rule_text()}): {probe} ({total} examples), near-ties to stronger regularisation; a "
