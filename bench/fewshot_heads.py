@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fewshot_suite import SETS, frozen_features, read_fortunes  # noqa: E402
+from fewshot_suite import frozen_features, split_set  # noqa: E402
 
 
 def heads(x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
@@ -45,14 +45,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for name in args.sets.split(","):
-        texts = {c: read_fortunes(c) for c in SETS[name]}
-        split = np.random.default_rng(1234)  # the suite's split: the same test texts and pools
-        test, pools = [], {}
-        for c, ts in texts.items():
-            order = split.permutation(len(ts))
-            test += [(ts[i], c) for i in order[:args.test]]
-            pools[c] = [ts[i] for i in order[args.test:]]
-        feats = frozen_features(sorted({t for ts in texts.values() for t in ts}))
+        test, pools = split_set(name, args.test)  # the suite's split: the same test texts and pools
+        feats = frozen_features(sorted({t for t, _ in test} | {t for ts in pools.values() for t in ts}))
         x_test, y_test = np.stack([feats[t] for t, _ in test]), np.array([c for _, c in test])
         for size in [int(s) for s in args.sizes.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:

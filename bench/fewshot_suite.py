@@ -54,6 +54,18 @@ def read_fortunes(category: str, min_chars: int = 20, max_chars: int = 400) -> l
     return sorted({p for p in pieces if min_chars <= len(p) <= max_chars})
 
 
+def split_set(name: str, test_per_class: int) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """The fixed test texts ``(text, class)`` of set ``name`` and, per class, the pool training draws come from."""
+    split = np.random.default_rng(1234)
+    test, pools = [], {}
+    for c in SETS[name]:
+        texts = read_fortunes(c)
+        order = split.permutation(len(texts))
+        test += [(texts[i], c) for i in order[:test_per_class]]
+        pools[c] = [texts[i] for i in order[test_per_class:]]
+    return test, pools
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -146,14 +158,8 @@ def main() -> None:
                     "command": "python bench/fewshot_suite.py " + " ".join(
                         f"--{k} {v}" for k, v in vars(args).items() if k != "out")}
     for name in args.sets.split(","):
-        texts = {c: read_fortunes(c) for c in SETS[name]}
-        split = np.random.default_rng(1234)
-        test, pools = [], {}
-        for c, ts in texts.items():
-            order = split.permutation(len(ts))
-            test += [(ts[i], c) for i in order[:args.test]]
-            pools[c] = [ts[i] for i in order[args.test:]]
-        feats = frozen_features(sorted({t for ts in texts.values() for t in ts}))
+        test, pools = split_set(name, args.test)
+        feats = frozen_features(sorted({t for t, _ in test} | {t for ts in pools.values() for t in ts}))
         for size in [int(s) for s in args.sizes.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:
                 row = run_one(name, pools, test, size, seed, feats, work, auto=not args.skip_auto,
