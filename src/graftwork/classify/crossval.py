@@ -17,8 +17,8 @@ fine-tunings cost little), the plan's recipe is instead judged on all of them:
    the best one must beat the probe by more than the noise of the paired per-example differences
    (:func:`~graftwork.strategies.selection.margin`); near-ties go to the probe;
 3. the winner is retrained on all the examples: the probe, the probe followed by the stages up to the chosen
-   one, or contrastive tuning on all the texts and the probe on its features. The cross-validated figures are the run's validation figures (``metrics.json``: ``val`` and each stage's
-   ``cross_validation``).
+   one, or contrastive tuning on all the texts and the probe on its features. The cross-validated figures are
+   the run's validation figures (``metrics.json``: ``val`` and each stage's ``cross_validation``).
 
 Only ``auto`` decides this way (:func:`.tune.k_fold_allowed`). The folds train silently; the fit's callbacks
 (``--log-to`` trackers, the API's ``callbacks``) see the retraining's epochs, whose rows have no validation

@@ -54,9 +54,8 @@ def make_pairs(labels: np.ndarray | list[int], seed: int, max_pairs: int = MAX_P
     rng = np.random.default_rng(seed)
     i, j = np.triu_indices(len(labels), k=1)
     same = labels[i] == labels[j]
-    kinds = [np.flatnonzero(same), np.flatnonzero(~same)]
-    if any(len(k) == 0 for k in kinds):  # one class, or one example per class: only one kind of pair exists
-        kinds = [k for k in kinds if len(k)]
+    # one class, or one example per class: only one kind of pair exists
+    kinds = [k for k in (np.flatnonzero(same), np.flatnonzero(~same)) if len(k)]
     each = min(max(len(k) for k in kinds), max_pairs // len(kinds)) if kinds else 0
     chosen = []
     for k in kinds:
@@ -67,7 +66,8 @@ def make_pairs(labels: np.ndarray | list[int], seed: int, max_pairs: int = MAX_P
 
 
 def contrastive_tune(backbone: Backbone, items: list[str], labels: np.ndarray | list[int], *, seed: int,
-                     device: torch.device | None = None, max_pairs: int = MAX_PAIRS, lr: float = LR) -> dict[str, float]:
+                     device: torch.device | None = None, max_pairs: int = MAX_PAIRS,
+                     lr: float = LR) -> dict[str, float]:
     """Tune every weight of ``backbone`` on pairs of ``items`` (see the module docstring); it ends in eval mode
     with gradients off. Returns the number of pairs, steps and the mean loss of the first and last tenth."""
     device = device or torch.device("cpu")
@@ -91,7 +91,7 @@ def contrastive_tune(backbone: Backbone, items: list[str], labels: np.ndarray | 
         sl = slice(s * PAIR_BATCH, (s + 1) * PAIR_BATCH)
         left, right = pairs.left[sl], pairs.right[sl]
         texts, where = np.unique(np.concatenate([left, right]), return_inverse=True)
-        emb = backbone(_to(backbone.collate([prepared[t] for t in texts]), device))
+        emb = backbone(backbone.batch_to(backbone.collate([prepared[t] for t in texts]), device))
         u, v = emb[torch.from_numpy(where[:len(left)])], emb[torch.from_numpy(where[len(left):])]
         loss = F.mse_loss(F.cosine_similarity(u, v), torch.from_numpy(pairs.target[sl]).to(device))
         opt.zero_grad(set_to_none=True)
@@ -107,6 +107,3 @@ def contrastive_tune(backbone: Backbone, items: list[str], labels: np.ndarray | 
             "loss_first": float(np.mean(losses[:tenth])) if losses else 0.0,
             "loss_last": float(np.mean(losses[-tenth:])) if losses else 0.0}
 
-
-def _to(batch: dict[str, torch.Tensor] | torch.Tensor, device: torch.device) -> dict[str, torch.Tensor] | torch.Tensor:
-    return {k: v.to(device) for k, v in batch.items()} if isinstance(batch, dict) else batch.to(device)

@@ -34,8 +34,9 @@ k-fold cross-validation over training + validation data, near-ties going to the 
 fine-tuning stage must then beat the probe by more than the standard error of the paired difference on validation,
 else the probe (refit on all the data) is kept. Below 20 validation examples, on at most 120 examples in all,
 the decision is made by k-fold fine-tuning instead (:mod:`graftwork.classify.crossval`), and for text it also
-judges contrastive tuning (:mod:`.contrastive`, SetFit's body stage), whatever the plan. Whatever the size, a stage whose validation predictions collapse
-onto one class, or whose validation loss is worse than the probe's, is never kept. :func:`selection_for` says
+judges contrastive tuning (:mod:`.contrastive`, SetFit's body stage), whatever the plan. Whatever the size, a
+stage whose validation predictions collapse onto one class, or whose validation loss is worse than the probe's,
+is never kept. :func:`selection_for` says
 which applies, and the plan prints and records it.
 """
 
