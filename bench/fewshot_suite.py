@@ -44,7 +44,11 @@ SETS = {"binary": ["science", "politics"],
         # held out from the contrastive candidate's development (2026-12-01): set aside before it was written,
         # run once with the final code
         "binary-held": ["wisdom", "humorists"],
-        "many-held": ["people", "definitions", "songs-poems", "zippy", "perl", "ethnic", "riddles", "disclaimer"]}
+        "many-held": ["people", "definitions", "songs-poems", "zippy", "perl", "ethnic", "riddles", "disclaimer"],
+        # held out from the normalised-features probe's development (2026-12-01): set aside before it was written,
+        # run once with the final code; many-new has 56-98 texts a class, so it runs with --test 40
+        "binary-new": ["platitudes", "knghtbrd"],
+        "many-new": ["debian", "linuxcookie", "medicine", "paradoxum", "platitudes", "miscellaneous"]}
 BACKBONE = "hf:sentence-transformers/all-MiniLM-L6-v2"
 
 
