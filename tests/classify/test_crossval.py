@@ -146,8 +146,11 @@ def test_a_kept_contrastive_encoder_is_saved_with_the_run(tmp_path, tiny_bert, m
     model = graftwork.fit(data, tmp_path / "run", backbone=str(tiny_bert), batch_size=4)
     m = model.metrics
     assert m["kept_stage"] == "contrastive" and m["stages"][-1]["steps"] > 0
+    # SetFit's head on the tuned encoder: C=1 on unit-length embeddings, saved with the head
+    assert (m["stages"][-1]["probe"]["features"], m["stages"][-1]["probe"]["C"]) == ("normalised", 1.0)
     assert model.backbone.info.extra["fine_tuned"] == "contrastive"
     assert (tmp_path / "run" / "backbone.safetensors").is_file()
     texts = [t for t, _ in rows]
     again = graftwork.load(tmp_path / "run")
+    assert again.head.unit
     assert np.allclose(again.predict_proba(texts), model.predict_proba(texts), atol=1e-5)

@@ -80,3 +80,16 @@ def test_force_replaces_only_an_hf_export_and_other_encoders_get_a_clear_error(f
     assert narrow and main(["export", str(tmp_path / "narrow"), "--format", "hf", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "--format onnx" in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_a_head_on_unit_length_embeddings_is_refused_with_a_clear_error(wide_bert):
+    from transformers import BertModel
+
+    from graftwork.errors import ConfigError
+    from graftwork.export.hf import xlm_classifier
+    from graftwork.strategies import LinearHead
+
+    head = LinearHead(32, 2, unit_length=True)
+    with pytest.raises(ConfigError, match="unit length") as e:
+        xlm_classifier(BertModel.from_pretrained(wide_bert), head, ["a", "b"])
+    assert "--format onnx" in e.value.hint

@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from graftwork.strategies.head import PROBE_CS, LinearHead, fit_probe
+from graftwork.strategies.head import PROBE_CS, REFERENCES, LinearHead, fit_probe
 
 
 def blobs(n_per_class: int, classes: int = 3, dim: int = 8, spread: float = 1.0, seed: int = 0):
@@ -57,7 +57,8 @@ def test_regularisation_is_chosen_on_validation_from_the_grid():
 def test_without_validation_the_strength_is_cross_validated():
     x, y = blobs(10)
     fit = fit_probe(LinearHead(x.shape[1], 3), x, y)
-    assert fit.selection == "cross-validation" and len(fit.grid) == len(PROBE_CS) + 1  # + scikit-learn's default
+    # + scikit-learn's default and the normalised features' probe
+    assert fit.selection == "cross-validation" and len(fit.grid) == len(PROBE_CS) + len(REFERENCES)
 
 
 def test_a_class_absent_from_training_is_never_predicted():

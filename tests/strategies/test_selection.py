@@ -50,7 +50,7 @@ def test_small_validation_switches_the_probe_to_cross_validation_over_train_and_
     assert fit.folds == "5-fold x 3"
     # the head itself is trained on the training features only, with the cross-validated C
     ref = LinearHead(x.shape[1], 2)
-    fit_probe(ref, x, y, c=fit.c, raw=fit.raw)
+    fit_probe(ref, x, y, c=fit.c, features=fit.features)
     torch.testing.assert_close(head.fc.weight, ref.fc.weight)
 
 
@@ -73,10 +73,12 @@ def test_near_ties_go_to_the_stronger_regularisation():
     x, y = blobs(8, classes=2, spread=10.0, seed=2)
     fit = fit_probe(LinearHead(x.shape[1], 2), x, y)
     assert fit.selection == "cross-validation" and "1.0" in str(PROBE_CS)
-    most_accurate = fit.best_c if fit.best_c is not None else fit.c
-    assert fit.c <= most_accurate
-    rows = {r["C"]: r for r in fit.grid}
-    assert rows[fit.c]["val_acc"] >= rows[most_accurate]["val_acc"] - rows[most_accurate]["val_acc_se"] - 0.2
+    rows = {(r["features"], r["C"]): r for r in fit.grid}
+    order = list(rows)  # references first, then strong to weak regularisation
+    most_accurate = fit.best or (fit.features, fit.c)
+    assert order.index((fit.features, fit.c)) <= order.index(most_accurate)
+    top = rows[most_accurate]
+    assert rows[(fit.features, fit.c)]["val_acc"] >= top["val_acc"] - top["val_acc_se"] - 1e-9
 
 
 def test_collapse_reason_needs_a_split_that_is_not_one_class_itself():
@@ -146,16 +148,51 @@ def test_scikit_learns_default_is_a_candidate_and_loads_as_the_same_function():
 
     x, y = blobs(10, classes=3, spread=20.0, seed=7)
     head = LinearHead(x.shape[1], 3)
-    fit = fit_probe(head, x, y, c=1.0, raw=True)
-    assert fit.raw and fit.to_dict()["features"] == "raw"
+    fit = fit_probe(head, x, y, c=1.0, features="raw")
+    assert fit.features == "raw" and fit.to_dict()["features"] == "raw"
     ref = LogisticRegression(max_iter=2000).fit(x, y)
     with torch.no_grad():
         logits = head.eval()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), ref.predict_proba(x), atol=2e-3)
     cv = fit_probe(LinearHead(x.shape[1], 3), x, y)
-    assert cv.grid[0] | {"val_acc": 0, "val_loss": 0, "val_acc_se": 0} == {
-        "C": 1.0, "features": "raw", "val_acc": 0, "val_loss": 0, "val_acc_se": 0}
-    assert len(cv.grid) == len(PROBE_CS) + 1
+    assert [(r["features"], r["C"]) for r in cv.grid[:2]] == [("raw", 1.0), ("normalised", 1.0)]
+    assert len(cv.grid) == len(PROBE_CS) + 2
+
+
+def test_the_normalised_features_probe_is_scikit_learns_on_unit_length_features_and_survives_saving(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
+
+    x, y = blobs(10, classes=3, spread=20.0, seed=7)
+    x = x * np.linspace(0.5, 3.0, len(x))[:, None].astype(np.float32)  # lengths that differ: scaling matters
+    head = LinearHead(x.shape[1], 3)
+    fit = fit_probe(head, x, y, c=1.0, features="normalised")
+    assert fit.to_dict()["features"] == "normalised" and "unit length" in fit.describe()
+    ref = LogisticRegression(max_iter=2000).fit(normalize(x), y)
+    with torch.no_grad():
+        proba = torch.softmax(head.eval()(torch.from_numpy(x)), 1).numpy()
+        np.testing.assert_allclose(proba, ref.predict_proba(normalize(x)), atol=2e-3)
+        # a longer copy of an example is the same example to this head
+        torch.testing.assert_close(head(torch.from_numpy(x[:3] * 7)), head(torch.from_numpy(x[:3])))
+    save_file(head.state_dict(), str(tmp_path / "head.safetensors"))
+    back = LinearHead(x.shape[1], 3)
+    back.load_state_dict(load_file(str(tmp_path / "head.safetensors")))
+    assert back.unit
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.softmax(back.eval()(torch.from_numpy(x)), 1).numpy(), proba, atol=1e-6)
+
+
+def test_a_head_saved_before_unit_length_existed_still_loads_and_scales_nothing():
+    x, y = blobs(10, classes=2, spread=20.0, seed=3)
+    head = LinearHead(x.shape[1], 2)
+    fit_probe(head, x, y, c=0.1)
+    old = {k: v for k, v in head.state_dict().items() if k != "unit_length"}
+    back = LinearHead(x.shape[1], 2, unit_length=True)
+    back.load_state_dict(old)  # strict: the missing key is supplied, as it was before the option
+    assert not back.unit
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(torch.from_numpy(x)), head.eval()(torch.from_numpy(x)))
 
 
 def _margin(stage_pred, stage_losses, probe_pred, probe_losses, truth):
@@ -202,3 +239,14 @@ def test_on_fewer_than_20_validation_examples_only_accuracy_counts():
     assert why is not None and "log-loss" not in why and "loss_gain" not in record["margin"]
     better = [1, 1, 1, 0, 0, 0]  # 3 of 6 right: the stage's +0.5 is beyond its standard error
     assert _margin(truth, probe_losses, better, probe_losses, truth)[0] is None
+
+
+def test_text_prefers_the_normalised_features_probe_among_near_ties():
+    from graftwork.strategies.head import preferred_features
+
+    assert preferred_features("text") == "normalised" and preferred_features("image") == "raw"
+    x, y = blobs(8, classes=2, spread=0.3, seed=2)  # well separated: every candidate is a near-tie of the best
+    fit = fit_probe(LinearHead(x.shape[1], 2), x, y, prefer="normalised")
+    assert [r["features"] for r in fit.grid[:2]] == ["normalised", "raw"]
+    assert (fit.features, fit.c) == ("normalised", 1.0)
+    assert fit_probe(LinearHead(x.shape[1], 2), x, y).features == "raw"

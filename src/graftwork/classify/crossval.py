@@ -44,6 +44,7 @@ from ..metrics import classification_metrics, majority_baseline
 from ..strategies import LinearHead, fit_probe
 from ..strategies.base import TransferNet
 from ..strategies.contrastive import CONTRASTIVE, contrastive_tune
+from ..strategies.head import NORMALISED
 from ..strategies.inputs import DecodedImages, TrainingInputs
 from ..strategies.selection import collapse_reason, cv_splits, json_figures, margin, margin_text
 from ..train import Callback, Progress, StagedTrainer
@@ -145,7 +146,7 @@ def _probe_head(state: FitState, x: np.ndarray, y: np.ndarray) -> LinearHead:
     assert state.backbone is not None and state.probe is not None
     torch.manual_seed(state.cfg.seed)
     head = LinearHead(state.backbone.feature_dim, len(state.classes))
-    fit_probe(head, x, y, c=state.probe.c, raw=state.probe.raw, class_weights=state.class_weights,
+    fit_probe(head, x, y, c=state.probe.c, features=state.probe.features, class_weights=state.class_weights,
               seed=state.cfg.seed)
     return head
 
@@ -171,14 +172,17 @@ def _contrastive_fold(state: FitState, examples: Examples, y: np.ndarray, tr: np
 
 
 def _contrastive(state: FitState, body: Any, items: list[str], y: np.ndarray) -> tuple[LinearHead, dict]:
-    """Tune ``body`` contrastively on ``items`` (in place), then fit the probe on its features of them."""
+    """Tune ``body`` contrastively on ``items`` (in place), then fit SetFit's head on its features of them: the
+    logistic regression with C=1 on the embeddings scaled to unit length (the space the contrastive loss shaped).
+    C is not cross-validated here: the body was tuned on these very texts, so their features would judge any C
+    as if it generalised."""
     cfg = state.cfg
     fit = contrastive_tune(body, items, y, seed=cfg.seed, device=resolve_device(cfg.device))
     body.cpu()
     torch.manual_seed(cfg.seed)
     head = LinearHead(body.feature_dim, len(state.classes))
-    fit["probe"] = fit_probe(head, _encode(state, body, items), y, class_weights=state.class_weights,
-                             seed=cfg.seed).to_dict()
+    fit["probe"] = fit_probe(head, _encode(state, body, items), y, c=1.0, features=NORMALISED,
+                             class_weights=state.class_weights, seed=cfg.seed).to_dict()
     return head, fit
 
 

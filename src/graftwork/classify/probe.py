@@ -21,7 +21,7 @@ from ..errors import DataError
 from ..features import FeatureCache, default_cache_dir, extract_features, resolve_device
 from ..metrics import classification_metrics, majority_baseline
 from ..strategies import LinearHead, fit_probe
-from ..strategies.head import evaluate_head, select_probe
+from ..strategies.head import evaluate_head, preferred_features, select_probe
 from ..strategies.plan import class_weight_vector
 from .state import FitState
 
@@ -39,7 +39,8 @@ def probe(state: FitState) -> FitState:
     weights = class_weight_vector(state.classes, parts["train"].class_counts()) if state.plan.class_weighted else None
     t0 = time.perf_counter()
     found, state.small_val = select_probe(head, feats["train"][0], y["train"], feats["val"][0] if val else None,
-                                          y.get("val"), c=cfg.probe_c, class_weights=weights, seed=cfg.seed)
+                                          y.get("val"), c=cfg.probe_c, prefer=preferred_features(backbone.modality),
+                                          class_weights=weights, seed=cfg.seed)
     record: dict[str, Any] = {"stage": "linear probe", "unfrozen_groups": 0, "probe": found.to_dict(),
                               "seconds": round(time.perf_counter() - t0, 3)}
     if val:
@@ -100,7 +101,8 @@ def learning_curve(state: FitState) -> Any:
     assert backbone is not None and state.probe is not None
     names = [n for n in ("train", "val") if n in state.y]
     curve = curve_for_fit([state.feats[n][0] for n in names], [state.y[n] for n in names],
-                          state.parts["train"].class_counts(), c=state.probe.c, modality=backbone.modality,
+                          state.parts["train"].class_counts(), c=state.probe.c,
+                          features=state.probe.features, modality=backbone.modality,
                           backbone_params=sum(p.numel() for p in backbone.parameters()), seed=cfg.seed,
                           class_weights=state.class_weights)
     if curve is not None:
@@ -138,7 +140,7 @@ def refit_probe(state: FitState) -> LinearHead:
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
-    fit_probe(refit, x_all, y_all, c=c, raw=state.probe.raw, class_weights=state.class_weights, seed=state.cfg.seed)
+    fit_probe(refit, x_all, y_all, c=c, features=state.probe.features, class_weights=state.class_weights, seed=state.cfg.seed)
     state.lp_record["refit"] = {"C": c, "examples": int(len(y_all))}
     state.console.info(f"refit: the probe retrained on training + validation data ({len(y_all)} examples, C={c:g})")
     return refit

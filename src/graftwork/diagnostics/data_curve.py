@@ -18,7 +18,7 @@ def curve_for_data(examples: Examples, class_counts: dict[str, int], backbone_na
     ``class_counts`` scaled for the strategy at 2x and 4x; the backbone is ``fit``'s default when None."""
     from ..backbones import build_backbone, default_backbone
     from ..features import FeatureCache, default_cache_dir, extract_features, resolve_device
-    from ..strategies.head import LinearHead, fit_probe
+    from ..strategies.head import LinearHead, fit_probe, preferred_features
 
     name = backbone_name or default_backbone(examples.modality)[0]
     backbone = build_backbone(name)
@@ -34,6 +34,7 @@ def curve_for_data(examples: Examples, class_counts: dict[str, int], backbone_na
     if len(np.unique(y)) < 2:
         raise DataError("fewer than two classes could be read: there is no learning curve to measure.",
                         hint="check the data with `graftwork fit` first, or pass --no-curve.")
-    chosen = fit_probe(LinearHead(ext.features.shape[1], len(classes)), ext.features, y, seed=seed)
-    return learning_curve(ext.features, y, class_counts, c=chosen.c, modality=examples.modality,
+    chosen = fit_probe(LinearHead(ext.features.shape[1], len(classes)), ext.features, y,
+                       prefer=preferred_features(examples.modality), seed=seed)
+    return learning_curve(ext.features, y, class_counts, c=chosen.c, features=chosen.features, modality=examples.modality,
                           backbone_params=sum(p.numel() for p in backbone.parameters()), seed=seed)

@@ -223,9 +223,12 @@ def _nested_subsets(y: np.ndarray, fractions: tuple[float, ...], rng: np.random.
             for f in fractions]
 
 
-def measure(x: np.ndarray, y: np.ndarray, *, c: float, fractions: tuple[float, ...] = FRACTIONS,
-            seeds: int = SEEDS, seed: int = 0, class_weights: list[float] | None = None) -> list[CurvePoint]:
-    """Probe accuracy on nested stratified subsets; each seed holds out its own stratified quarter to score on."""
+def measure(x: np.ndarray, y: np.ndarray, *, c: float, features: str = "standardised",
+            fractions: tuple[float, ...] = FRACTIONS, seeds: int = SEEDS, seed: int = 0,
+            class_weights: list[float] | None = None) -> list[CurvePoint]:
+    """Accuracy of the probe (C ``c`` on ``features``) on nested stratified subsets; each seed holds out its own
+    stratified quarter to score on."""
+    import torch
     from sklearn.model_selection import train_test_split
 
     from ..strategies.head import LinearHead, fit_probe
@@ -243,14 +246,15 @@ def measure(x: np.ndarray, y: np.ndarray, *, c: float, fractions: tuple[float, .
             if len(np.unique(y[idx])) < 2:
                 continue
             head = LinearHead(x.shape[1], classes)
-            fit_probe(head, x[idx], y[idx], c=c, class_weights=class_weights)
-            pred = head.standardize(x[held]) @ head.fc.weight.detach().numpy().T + head.fc.bias.detach().numpy()
+            fit_probe(head, x[idx], y[idx], c=c, features=features, class_weights=class_weights)
+            with torch.no_grad():
+                pred = head.eval()(torch.from_numpy(x[held]).float()).numpy()
             runs.setdefault(len(idx), []).append(float(np.mean(pred.argmax(1) == y[held])))
     return [CurvePoint(n, float(np.mean(r)), r) for n, r in sorted(runs.items())]
 
 
 def learning_curve(x: np.ndarray, y: np.ndarray, class_counts: dict[str, int], *, c: float,
-                   modality: str | None = None, backbone_params: int | None = None, seed: int = 0,
+                   features: str = "standardised", modality: str | None = None, backbone_params: int | None = None, seed: int = 0,
                    class_weights: list[float] | None = None) -> LearningCurve:
     """Measure the probe's learning curve on features ``x`` (labels ``y``) and project it to 2x and 4x the data.
 
@@ -263,17 +267,17 @@ def learning_curve(x: np.ndarray, y: np.ndarray, class_counts: dict[str, int], *
         plan = make_plan("auto", scaled, backbone_params=backbone_params, modality=modality)
         return int(np.median(list(scaled.values()))), plan.strategy
 
-    points = measure(x, y, c=c, seed=seed, class_weights=class_weights)
+    points = measure(x, y, c=c, features=features, seed=seed, class_weights=class_weights)
     return project(points, len(y), scaled_strategy, seed=seed)
 
 
 def curve_for_fit(xs: list[np.ndarray], ys: list[np.ndarray], class_counts: dict[str, int], *, c: float,
-                  modality: str | None, backbone_params: int | None, seed: int = 0,
+                  features: str = "standardised", modality: str | None, backbone_params: int | None, seed: int = 0,
                   class_weights: list[float] | None = None) -> LearningCurve | None:
     """The learning curve ``fit`` records, on its training + validation features; None above ``MAX_EXAMPLES``
     examples (seconds there would become minutes: ``graftwork advise`` measures it on request)."""
     y = np.concatenate(ys)
     if len(y) > MAX_EXAMPLES or len(np.unique(y)) < 2:
         return None
-    return learning_curve(np.concatenate(xs), y, class_counts, c=c, modality=modality,
+    return learning_curve(np.concatenate(xs), y, class_counts, c=c, features=features, modality=modality,
                           backbone_params=backbone_params, seed=seed, class_weights=class_weights)
