@@ -8,21 +8,19 @@ fine-tunings cost little), the plan's recipe is instead judged on all of them:
 1. stratified k folds (5, fewer when a class has fewer examples); in each, the probe (the C already chosen by
    cross-validation) is fitted on the other folds, then the plan's stages are trained from it for their full
    length (no early stopping: the recipe is what is judged), and the probe and the end of every stage predict the
-   held-out fold. For text, one more candidate (:func:`.tune.contrastive_candidate`): a copy of the pretrained
-   encoder tuned contrastively on the other folds' texts (:mod:`graftwork.strategies.contrastive`, SetFit's body
-   stage), then the probe on its features (C chosen on them as always); it runs when the plan is ``frozen``
-   too;
+   held-out fold;
 2. every example is held out once, so each stage and the probe have predictions for all of them; a stage may be
    kept only if its predictions do not collapse onto one class and its loss is no worse than the probe's, and
    the best one must beat the probe by more than the noise of the paired per-example differences
    (:func:`~graftwork.strategies.selection.margin`); near-ties go to the probe;
-3. the winner is retrained on all the examples: the probe, the probe followed by the stages up to the chosen
-   one, or contrastive tuning on all the texts and the probe on its features. The cross-validated figures are
-   the run's validation figures (``metrics.json``: ``val`` and each stage's ``cross_validation``).
+3. the winner is retrained on all the examples: the probe, or the probe followed by the stages up to the chosen
+   one. The cross-validated figures are the run's validation figures (``metrics.json``: ``val`` and each stage's
+   ``cross_validation``).
 
-Only ``auto`` decides this way (:func:`.tune.k_fold_allowed`). The folds train silently; the fit's callbacks
-(``--log-to`` trackers, the API's ``callbacks``) see the retraining's epochs, whose rows have no validation
-figures (nothing is held out). A killed run restarts this step from the probe (it takes k+1 short fine-tunings);
+Only ``auto`` decides this way (:func:`.tune.k_fold_allowed`), and not for text, which trains SetFit's recipe
+there instead (:mod:`.fewshot_text`; with ``--no-contrastive`` text is decided here too). The folds train
+silently; the fit's callbacks (``--log-to`` trackers, the API's ``callbacks``) see the retraining's epochs,
+whose rows have no validation figures (nothing is held out). A killed run restarts this step from the probe (it takes k+1 short fine-tunings);
 the features stay cached.
 """
 
@@ -34,17 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
 
 from ..console import SILENT
 from ..data import Examples
-from ..features import extract_features, resolve_device
 from ..metrics import classification_metrics, majority_baseline
 from ..strategies import LinearHead, fit_probe
 from ..strategies.base import TransferNet
-from ..strategies.contrastive import CONTRASTIVE, contrastive_tune
-from ..strategies.head import NORMALISED
 from ..strategies.inputs import DecodedImages, TrainingInputs
 from ..strategies.selection import collapse_reason, cv_splits, json_figures, margin, margin_text
 from ..train import Callback, Progress, StagedTrainer
@@ -52,7 +46,7 @@ from ..train.standard import train_settings
 from .probe import refit_probe
 from .state import FitState
 from .task import ClassificationTask
-from .tune import augments, contrastive_candidate, strategy_for
+from .tune import augments, strategy_for
 
 PROBE = "linear probe"
 
@@ -93,33 +87,22 @@ def cross_validated_tune(state: FitState) -> FitState:
     """Decide by k-fold fine-tuning, then retrain the winner on all the data (see the module docstring)."""
     cfg, backbone, console = state.cfg, state.backbone, state.console
     assert backbone is not None and state.probe is not None and state.plan is not None
-    examples, x, y = _all_data(state)
+    examples, x, y = all_data(state)
     k, _ = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))  # one repeat: each costs k fine-tunings
     folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, y))
-    schedule = state.schedule if state.plan.fine_tunes else []
-    contrast = contrastive_candidate(cfg, backbone)
+    schedule = state.schedule
     epochs = train_settings(cfg, backbone.modality).stage_epochs
     console.info(f"cross-validating fine-tuning: {k} folds over {len(y)} examples (validation has "
-                 f"{len(state.y['val'])}): " + ", ".join(
-                     ([f"{len(schedule)} stage(s) of {epochs} epochs each"] if schedule else [])
-                     + (["contrastive tuning on pairs of texts, then the probe"] if contrast else [])))
+                 f"{len(state.y['val'])}): {len(schedule)} stage(s) of {epochs} epochs each")
     decoded = DecodedImages.for_backbone(backbone)
     train_in = TrainingInputs(backbone, examples, y.tolist(), augment=augments(cfg, backbone), decoded=decoded)
     held_in = TrainingInputs(backbone, examples, y.tolist(), augment=False, decoded=decoded)
-    n_cands = len(schedule) + contrast
-    probe, stages = Pooled.empty(len(y)), [Pooled.empty(len(y)) for _ in range(n_cands)]
+    probe, stages = Pooled.empty(len(y)), [Pooled.empty(len(y)) for _ in schedule]
     records: list[dict[str, Any]] = []
     for i, (tr, te) in enumerate(folds):
-        if schedule:
-            net = TransferNet(copy.deepcopy(backbone), _probe_head(state, x[tr], y[tr]))
-            ends, (probe_pred, probe_losses), fold_records = _train_fold(state, net, train_in.subset(tr),
-                                                                         held_in.subset(te), schedule)
-        else:
-            ends, fold_records = [], []
-            probe_pred, probe_losses = _predict(_probe_head(state, x[tr], y[tr]), x[te], y[te])
-        if contrast:
-            pred, losses, record = _contrastive_fold(state, examples, y, tr, te)
-            ends, fold_records = [*ends, (pred, losses)], [*fold_records, record]
+        net = TransferNet(copy.deepcopy(backbone), _probe_head(state, x[tr], y[tr]))
+        ends, (probe_pred, probe_losses), fold_records = _train_fold(state, net, train_in.subset(tr),
+                                                                     held_in.subset(te), schedule)
         probe.pred[te], probe.losses[te] = probe_pred, probe_losses
         for s, (pred, losses) in enumerate(ends):
             stages[s].pred[te], stages[s].losses[te] = pred, losses
@@ -131,7 +114,7 @@ def cross_validated_tune(state: FitState) -> FitState:
     return _retrain(state, chosen, summaries, probe, stages, y, examples, k)
 
 
-def _all_data(state: FitState) -> tuple[Examples, np.ndarray, np.ndarray]:
+def all_data(state: FitState) -> tuple[Examples, np.ndarray, np.ndarray]:
     """The readable training + validation examples, their features and label indices."""
     parts, feats = state.parts, state.feats
     kept = [parts[n].subset(np.flatnonzero(feats[n][1])) for n in ("train", "val")]
@@ -149,48 +132,6 @@ def _probe_head(state: FitState, x: np.ndarray, y: np.ndarray) -> LinearHead:
     fit_probe(head, x, y, c=state.probe.c, features=state.probe.features, class_weights=state.class_weights,
               seed=state.cfg.seed)
     return head
-
-
-def _predict(head: LinearHead, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and per-example cross-entropy of ``head`` on features ``x`` labelled ``y``."""
-    head.eval()
-    with torch.no_grad():
-        logits = head(torch.from_numpy(x).float())
-        losses = F.cross_entropy(logits, torch.from_numpy(y), reduction="none")
-    return logits.argmax(1).numpy(), losses.numpy()
-
-
-def _contrastive_fold(state: FitState, examples: Examples, y: np.ndarray, tr: np.ndarray,
-                      te: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Contrastive tuning of a copy of the pretrained backbone on the fold's training texts, then the probe
-    (its C chosen as always, on those texts' new features); its held-out predictions, losses and record."""
-    assert state.backbone is not None
-    body = copy.deepcopy(state.backbone)
-    head, fit = _contrastive(state, body, [examples.items[i] for i in tr], y[tr])
-    pred, losses = _predict(head, _encode(state, body, [examples.items[i] for i in te]), y[te])
-    return pred, losses, {"stage": CONTRASTIVE, "pairs": fit["pairs"], "steps": fit["steps"]}
-
-
-def _contrastive(state: FitState, body: Any, items: list[str], y: np.ndarray) -> tuple[LinearHead, dict]:
-    """Tune ``body`` contrastively on ``items`` (in place), then fit SetFit's head on its features of them: the
-    logistic regression with C=1 on the embeddings scaled to unit length (the space the contrastive loss shaped).
-    C is not cross-validated here: the body was tuned on these very texts, so their features would judge any C
-    as if it generalised."""
-    cfg = state.cfg
-    fit = contrastive_tune(body, items, y, seed=cfg.seed, device=resolve_device(cfg.device))
-    body.cpu()
-    torch.manual_seed(cfg.seed)
-    head = LinearHead(body.feature_dim, len(state.classes))
-    fit["probe"] = fit_probe(head, _encode(state, body, items), y, c=1.0, features=NORMALISED,
-                             class_weights=state.class_weights, seed=cfg.seed).to_dict()
-    return head, fit
-
-
-def _encode(state: FitState, body: Any, items: list[str]) -> np.ndarray:
-    """Features of ``items`` by ``body`` (not cached: its weights are a fold's)."""
-    ext = extract_features(body, "text", items, items, cache=None, batch_size=state.cfg.batch_size,
-                           device=resolve_device(state.cfg.device))
-    return ext.features
 
 
 def _train_fold(state: FitState, net: TransferNet, train: TrainingInputs, held: TrainingInputs,
@@ -250,14 +191,7 @@ def _retrain(state: FitState, chosen: int | None, summaries: list[dict[str, Any]
                      f"{lp['val_acc']:.4f})" + (f"; not kept: {s['rejected']}" if s.get("rejected") else ""))
     state.head = refit_probe(state)
     lp["kept"] = chosen is None
-    if chosen is not None and summaries[chosen]["stage"] == CONTRASTIVE:
-        assert state.backbone is not None
-        state.head, fit = _contrastive(state, state.backbone, examples.items, y)
-        summaries[chosen] |= {"pairs": fit["pairs"], "steps": fit["steps"], "probe": fit["probe"],
-                              "loss_first": round(fit["loss_first"], 6), "loss_last": round(fit["loss_last"], 6)}
-        console.info(f"contrastive tuning on all {len(y)} examples: {fit['pairs']} pairs, {fit['steps']} steps; "
-                     f"the probe on its features: C={fit['probe']['C']:g}")
-    elif chosen is not None:
+    if chosen is not None:
         summaries = _retrain_stages(state, chosen, summaries, examples, y)
     for s, summary in enumerate(summaries):
         summary["kept"] = s == chosen

@@ -7,6 +7,8 @@ stages and learning rates of the strategy that trains after the probe.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..backbones.base import Backbone
 from ..config import FitConfig
 from ..console import Console
@@ -16,7 +18,7 @@ from ..distributed import processes
 from ..errors import DataError
 from ..features import default_cache_dir, resolve_device
 from ..strategies import Plan, make_plan
-from ..strategies.plan import selection_for
+from ..strategies.plan import SETFIT_REASON, selection_for
 from .state import FitState
 from .tune import contrastive_candidate, k_fold_allowed, plan_training, strategy_for
 
@@ -36,6 +38,10 @@ def plan(state: FitState) -> FitState:
                                     fine_tunes=found.fine_tunes, k_fold=k_fold_allowed(cfg),
                                     distributed=processes().is_distributed,
                                     contrastive=contrastive_candidate(cfg, backbone))
+    if found.requested == "auto" and found.selection.get("fine_tuning") == "setfit":
+        found.strategy = "setfit"  # the plan's stages are not trained (see classify/fewshot_text.py)
+        counts = list(train.class_counts().values())
+        found.reasons = [f"{int(np.median(counts))} examples per class (median): {SETFIT_REASON}"]
     state.mismatch = bn_mismatch(backbone, train, cfg, state.console)
     if state.mismatch is not None and state.mismatch.severity != "info" and cfg.strategy == "auto":
         adapt_plan_to_mismatch(found, cfg, state.mismatch)

@@ -39,7 +39,8 @@ def summary(console: Console, model: TransferModel, out: str | Path | None) -> N
     for name in ("val", "test"):
         if name in m:
             parts.append(f"{name} accuracy {m[name]['accuracy']:.3f} (macro F1 {m[name]['macro_f1']:.3f}; "
-                         f"majority class {m[name]['majority_baseline']['accuracy']:.3f})")
+                         f"majority class {m[name]['majority_baseline']['accuracy']:.3f}"
+                         + ("; optimistic, see metrics.json" if m[name].get("optimistic") else "") + ")")
     console.info("done: " + "; ".join(parts) + f" in {m['timing']['total_s']:.1f}s")
     if cost := cost_line(m):
         console.info(cost)

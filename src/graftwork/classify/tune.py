@@ -34,9 +34,10 @@ def tune(state: FitState) -> FitState:
     """Train the stages of the plan's strategy (resuming from the checkpoint with ``--resume``), keep the best
     stage, and recompute the features with the fine-tuned backbone. Nothing to do when the probe is the model.
     With a tiny validation split and little data, the choice is made by k-fold fine-tuning instead
-    (:mod:`.crossval`)."""
+    (:mod:`.crossval`), and text trains SetFit's recipe (:mod:`.fewshot_text`)."""
     from ..distributed import processes
     from .crossval import cross_validated_tune
+    from .fewshot_text import setfit_recipe
 
     strategy, backbone, cfg, parts = state.strategy, state.backbone, state.cfg, state.parts
     if strategy is None and not cross_validates(state):  # the probe is the model, no candidate to judge
@@ -48,7 +49,7 @@ def tune(state: FitState) -> FitState:
                                signature=data_signature(parts), resume=state.resume, console=state.console)
     resume = processes().broadcast(resume)  # launched on several: rank 0 read the checkpoint
     if cross_validates(state):
-        state = cross_validated_tune(state)
+        state = setfit_recipe(state) if contrastive_candidate(cfg, backbone) else cross_validated_tune(state)
     else:
         strategy.inject(backbone)
         inputs = training_inputs(backbone, parts, state.feats, state.y, cfg)
@@ -81,16 +82,16 @@ def k_fold_allowed(cfg: FitConfig) -> bool:
 
 
 def contrastive_candidate(cfg: FitConfig, backbone: Backbone) -> bool:
-    """Is contrastive tuning (:mod:`graftwork.strategies.contrastive`) a candidate of the k-fold decision? For
-    ``auto`` on text (``--no-contrastive`` turns it off); whether the k-fold decision happens at all is
+    """Does few-shot text train SetFit's recipe (:mod:`.fewshot_text`) where other modalities decide by k-fold
+    fine-tuning? For ``auto`` on text (``--no-contrastive`` turns it off); whether that regime applies is
     :func:`cross_validates`."""
     return cfg.contrastive and k_fold_allowed(cfg) and backbone.modality == "text"
 
 
 def cross_validates(state: FitState) -> bool:
-    """Is "fine-tune or keep the probe" decided by k-fold fine-tuning? (:func:`graftwork.strategies.selection.
-    cross_validates_fine_tuning` and :func:`k_fold_allowed`; the candidates are the plan's stages and, for text,
-    contrastive tuning.)"""
+    """Is the data in the few-shot regime where "fine-tune or keep the probe" is decided by k-fold fine-tuning
+    (:func:`graftwork.strategies.selection.cross_validates_fine_tuning` and :func:`k_fold_allowed`)? There text
+    trains SetFit's recipe instead (:func:`contrastive_candidate`), even when the plan is ``frozen``."""
     from ..distributed import processes
 
     assert state.plan is not None and state.backbone is not None

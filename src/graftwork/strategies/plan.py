@@ -71,7 +71,12 @@ _WHAT = {
     "full": "linear probe on cached features, then every layer trainable with discriminative learning rates",
     "lora": "linear probe on cached features, then low-rank adapters (LoRA, via PEFT) beside the frozen weights, "
             "trained with the head",
+    "setfit": "SetFit's recipe: the encoder tuned contrastively on pairs of the texts (same class together, "
+              "different classes apart), then a logistic regression on its unit-length embeddings",
 }
+SETFIT_REASON = ("few-shot text with a validation split too small to compare candidates on: SetFit's recipe, "
+                 "above the linear probe in every run on text sets set aside for measuring it (BENCHMARKS.md); the "
+                 "probe is kept if the tuning breaks")
 
 
 @dataclass
@@ -195,16 +200,21 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
                  "validation")
         if k_fold and probe_c is None and cross_validates_fine_tuning(
                 n_val, total, fine_tunes=fine_tunes or contrastive, distributed=distributed):
-            out["fine_tuning"] = "cross-validation"
-            tried = " and ".join((["the plan's fine-tuning"] if fine_tunes else [])
-                                 + (["contrastive tuning on pairs of texts (then the probe)"] if contrastive else []))
             out["contrastive"] = contrastive
-            out["how"] = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data "
-                          f"small ({total} examples, at most {CV_FINE_TUNE_MAX}): {probe}, near-ties to stronger "
-                          f"regularisation; then {tried} run on up to {CV_FOLDS} folds of the same {total} "
-                          "examples, each kept only if its held-out predictions beat the probe's by more than "
-                          "their standard error (paired, in accuracy or log-loss); the winner is retrained on all "
-                          "the data")
+            tiny = (f"validation is tiny ({n_val} examples: fewer than {MIN_LOSS_EVIDENCE}) and the data small "
+                    f"({total} examples, at most {CV_FINE_TUNE_MAX})")
+            if contrastive:
+                out["fine_tuning"] = "setfit"
+                out["how"] = (f"{tiny}: few-shot text trains SetFit's recipe on all {total} texts instead of the "
+                              "plan's stages: the encoder tuned contrastively on pairs of texts, then a logistic "
+                              "regression (C=1) on the unit-length embeddings; kept unless that head, "
+                              f"cross-validated on the tuned embeddings, collapses or falls below the probe ({probe})")
+            else:
+                out["fine_tuning"] = "cross-validation"
+                out["how"] = (f"{tiny}: {probe}, near-ties to stronger regularisation; then the plan's "
+                              f"fine-tuning run on up to {CV_FOLDS} folds of the same {total} examples, kept only "
+                              "if its held-out predictions beat the probe's by more than their standard error "
+                              "(paired, in accuracy or log-loss); the winner is retrained on all the data")
         else:
             out["how"] = (f"validation is small ({n_val} examples, {min(counts)} in the smallest class: "
                           f"{rule_text()}): {probe} ({total} examples), near-ties to stronger regularisation; a "

@@ -1,0 +1,123 @@
+"""Step 4 for few-shot text: SetFit's recipe on all the training + validation texts.
+
+Where the validation split is too small to judge fine-tuning and the data small (the conditions under which
+other modalities decide by k-fold fine-tuning, :mod:`.crossval`), ``auto`` on text trains SetFit's recipe
+(Tunstall et al. 2022) on all the texts: the encoder tuned contrastively on pairs of them
+(:mod:`graftwork.strategies.contrastive`), then SetFit's head on its embeddings (a logistic regression with C=1
+on the embeddings scaled to unit length). The plan's own stages are not trained.
+
+Why a fixed recipe and not a choice made on the data: with 8-16 texts per class no split of them tells the
+candidates apart reliably (judged by k-fold, contrastive tuning tied the probe fold for fold on 16 binary texts,
+then lost to SetFit's own recipe by 2-10 points on texts nobody had tuned on), and judging it costs k+1 tunings
+(1.4-3.5x SetFit's time). Measured on sets set aside before it was written, SetFit's recipe was above
+scikit-learn's probe on the same features in every run (BENCHMARKS.md).
+
+A tuning that broke is still caught: the tuned encoder is dropped (the pretrained weights restored, the probe
+kept and refit on all the data) when SetFit's head, cross-validated on the tuned embeddings of the same texts,
+predicts one class for nearly everything or is less accurate than the probe cross-validated on the pretrained
+features. Its encoder saw every one of those texts, so that figure flatters it: it is a check for a broken
+tuning, not an estimate of accuracy, and the run's validation figures (``metrics.json``: ``val``) say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from ..features import extract_features, resolve_device
+from ..metrics import classification_metrics, majority_baseline
+from ..strategies import LinearHead, fit_probe
+from ..strategies.contrastive import CONTRASTIVE, contrastive_tune
+from ..strategies.head import NORMALISED
+from ..strategies.selection import collapse_reason, cv_splits
+from .crossval import all_data
+from .probe import refit_probe
+from .state import FitState
+
+SETFIT_C = 1.0  # SetFit's head: scikit-learn's LogisticRegression() on the normalised embeddings
+
+
+def setfit_recipe(state: FitState) -> FitState:
+    """Contrastive tuning of the run's encoder on all the texts, then SetFit's head; the tuned encoder is dropped
+    when the check fails (see the module docstring)."""
+    backbone, console = state.backbone, state.console
+    assert backbone is not None and state.probe is not None
+    examples, _, y = all_data(state)
+    console.info(f"few-shot text: SetFit's recipe on all {len(y)} texts (contrastive tuning on pairs of them, then "
+                 "a logistic regression on the unit-length embeddings)")
+    pretrained = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
+    head, record, tuned = tune_and_fit_head(state, backbone, examples.items, y)
+    pooled = head_cross_validated(state, tuned, y)
+    probe_acc = probe_cv_accuracy(state)
+    rejected = collapse_reason(pooled, y, len(state.classes))
+    if rejected is None and float(np.mean(pooled == y)) < probe_acc:
+        rejected = (f"its head's cross-validated accuracy on the tuned embeddings ({np.mean(pooled == y):.4f}) is "
+                    f"below the probe's on the pretrained features ({probe_acc:.4f})")
+    record |= {"check": {"cv_accuracy_tuned": float(np.mean(pooled == y)), "probe_cv_accuracy": probe_acc,
+                         "examples": len(y), "note": "the encoder was tuned on these texts: optimistic"}}
+    lp = state.lp_record
+    lp["kept"] = rejected is not None
+    if rejected is None:
+        state.head = head
+        truth = [state.classes[i] for i in y]
+        state.selection_val = classification_metrics(truth, [state.classes[i] for i in pooled], state.classes) | {
+            "majority_baseline": majority_baseline(truth, truth), "optimistic": True,
+            "note": (f"cross-validated predictions of the head alone over training + validation ({len(y)} texts); "
+                     "the encoder was tuned on all of them, so these figures are optimistic")}
+        console.info(f"kept: contrastive tuning ({record['pairs']} pairs, {record['steps']} steps)")
+    else:
+        record["rejected"] = rejected
+        backbone.load_state_dict(pretrained)
+        state.head = refit_probe(state)
+        console.warn(f"contrastive tuning not kept: {rejected}; the linear probe is the model")
+    state.stages = [lp, record | {"kept": rejected is None, "history": []}]
+    return state
+
+
+def tune_and_fit_head(state: FitState, body: Any, items: list[str],
+                      y: np.ndarray) -> tuple[LinearHead, dict[str, Any], np.ndarray]:
+    """Tune ``body`` contrastively on ``items`` (in place), then fit SetFit's head on its embeddings of them;
+    the head, the stage record and the embeddings."""
+    cfg = state.cfg
+    fit = contrastive_tune(body, items, y, seed=cfg.seed, device=resolve_device(cfg.device))
+    body.cpu()
+    torch.manual_seed(cfg.seed)
+    head = LinearHead(body.feature_dim, len(state.classes))
+    tuned = _encode(state, body, items)
+    probe = fit_probe(head, tuned, y, c=SETFIT_C, features=NORMALISED,
+                      class_weights=state.class_weights, seed=cfg.seed)
+    record = {"stage": CONTRASTIVE, "pairs": fit["pairs"], "steps": fit["steps"], "probe": probe.to_dict(),
+              "trainable_params": sum(p.numel() for p in body.parameters()) + sum(p.numel() for p in head.parameters()),
+              "loss_first": round(fit["loss_first"], 6), "loss_last": round(fit["loss_last"], 6)}
+    return head, record, tuned
+
+
+def head_cross_validated(state: FitState, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Held-out predictions of SetFit's head on features ``x``, every example held out once (stratified k-fold)."""
+    k, _ = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))
+    pred = np.zeros(len(y), dtype=np.int64)
+    for tr, te in RepeatedStratifiedKFold(n_splits=k, n_repeats=1, random_state=state.cfg.seed).split(x, y):
+        head = LinearHead(x.shape[1], len(state.classes))
+        fit_probe(head, x[tr], y[tr], c=SETFIT_C, features=NORMALISED, class_weights=state.class_weights)
+        with torch.no_grad():
+            pred[te] = head.eval()(torch.from_numpy(x[te]).float()).argmax(1).numpy()
+    return pred
+
+
+def probe_cv_accuracy(state: FitState) -> float:
+    """The probe's cross-validated accuracy on the pretrained features (its row of the probe's grid)."""
+    assert state.probe is not None
+    rows = [r for r in state.probe.grid if r.get("features", "standardised") == state.probe.features
+            and r["C"] == state.probe.c]
+    return float(rows[0]["val_acc"]) if rows else 0.0
+
+
+def _encode(state: FitState, body: Any, items: list[str]) -> np.ndarray:
+    """Features of ``items`` by ``body`` (not cached: its weights are being tuned)."""
+    ext = extract_features(body, "text", items, items, cache=None, batch_size=state.cfg.batch_size,
+                           device=resolve_device(state.cfg.device))
+    return ext.features
+
