@@ -327,3 +327,14 @@ def test_report_of_a_real_gradual_run(gradual_run):
     pngs = images(text)
     assert len(pngs) >= 3 and all(p.startswith(PNG) for p in pngs)  # class counts, learning curves, confusion
     assert not [p.name for p in gradual_run.iterdir() if p.name.startswith(".")], "no temporary files left"
+
+
+def test_the_probe_grid_names_the_features_of_each_reference_and_marks_only_the_kept_row():
+    from graftwork.report.sections import _probe
+
+    grid = [{"C": 1.0, "features": "raw", "val_acc": 0.7, "val_loss": 0.6},
+            {"C": 1.0, "features": "normalised", "val_acc": 0.8, "val_loss": 0.5},
+            {"C": 1.0, "features": "standardised", "val_acc": 0.75, "val_loss": 0.55}]
+    out = _probe({"C": 1.0, "features": "normalised", "selection": "cross-validation", "grid": grid})
+    assert out["C"] == "1 (normalised)" and [row[0] for row in out["grid"]] == ["1 (raw)", "1 (normalised)", "1"]
+    assert out["kinds"] == ["", "kept", ""]

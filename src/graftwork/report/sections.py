@@ -118,9 +118,15 @@ def _stage_row(s: dict[str, Any], score: str) -> dict[str, Any]:
 def _probe(probe: dict[str, Any]) -> dict[str, Any]:
     """The linear probe's regularisation: the strength kept, how it was chosen, the grid it was chosen on."""
     grid = dicts(probe.get("grid"))
-    return {"C": short(probe.get("C")), "selection": probe.get("selection"),
-            "grid": [[short(r.get("C")), r.get("val_acc"), r.get("val_loss")] for r in grid],
-            "kinds": ["kept" if r.get("C") == probe.get("C") else "" for r in grid]}
+    kept = (probe.get("C"), probe.get("features", "standardised"))
+
+    def label(r: dict[str, Any]) -> str:  # the references are C=1 on other features than the grid's
+        kind = r.get("features", "standardised")
+        return short(r.get("C")) + ("" if kind == "standardised" else f" ({kind})")
+
+    return {"C": label(probe), "selection": probe.get("selection"),
+            "grid": [[label(r), r.get("val_acc"), r.get("val_loss")] for r in grid],
+            "kinds": ["kept" if (r.get("C"), r.get("features", "standardised")) == kept else "" for r in grid]}
 
 
 def drift(metrics: dict[str, Any], config: dict[str, Any]) -> Html | None:
