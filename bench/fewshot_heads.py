@@ -11,7 +11,6 @@ Usage: python bench/fewshot_heads.py --sets binary,many-fresh [--sizes 8,16] [--
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fewshot_suite import frozen_features, split_set  # noqa: E402
+from fewshot_suite import frozen_args, frozen_draws  # noqa: E402
 
 
 def heads(x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
@@ -36,26 +35,14 @@ def heads(x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: np.ndarray) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", default="binary,binary-fresh,many-class,many-fresh")
-    ap.add_argument("--sizes", default="8,16")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--test", type=int, default=80)
-    ap.add_argument("--out", default="bench/results/fewshot_heads.json")
-    args = ap.parse_args()
+    args = frozen_args("bench/results/fewshot_heads.json")
     rows = []
-    for name in args.sets.split(","):
-        test, pools = split_set(name, args.test)  # the suite's split: the same test texts and pools
-        feats = frozen_features(sorted({t for t, _ in test} | {t for ts in pools.values() for t in ts}))
+    for name, size, seed, train, test, feats in frozen_draws(args):
         x_test, y_test = np.stack([feats[t] for t, _ in test]), np.array([c for _, c in test])
-        for size in [int(s) for s in args.sizes.split(",")]:
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                rng = np.random.default_rng(seed)  # the suite's training draw
-                train = [(t, c) for c, ts in pools.items() for t in rng.choice(ts, size=size, replace=False).tolist()]
-                row = {"set": name, "per_class": size, "seed": seed} | heads(
-                    np.stack([feats[t] for t, _ in train]), [c for _, c in train], x_test, y_test)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+        row = {"set": name, "per_class": size, "seed": seed} | heads(
+            np.stack([feats[t] for t, _ in train]), [c for _, c in train], x_test, y_test)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     gains = np.array([r["normalised"] - r["raw"] for r in rows])
     summary = {"runs": len(rows), "normalised_minus_raw_mean": round(float(gains.mean()), 4),
                "worst": round(float(gains.min()), 4), "best": round(float(gains.max()), 4)}

@@ -14,7 +14,6 @@ Usage: python bench/fewshot_probe_choice.py --sets binary,many-class [--sizes 8,
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fewshot_suite import frozen_features, split_set  # noqa: E402
+from fewshot_suite import frozen_args, frozen_draws  # noqa: E402
 from graftwork.strategies import head as probe  # noqa: E402
 
 ORDERS = {"old": "raw", "raw-first": "raw", "normalised-first": "normalised"}  # the reference preferred
@@ -43,34 +42,22 @@ def choose(order: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", default="binary,binary-fresh,many-class,many-fresh")
-    ap.add_argument("--sizes", default="8,16")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--test", type=int, default=80)
-    ap.add_argument("--out", default="bench/results/fewshot_probe_choice.json")
-    args = ap.parse_args()
+    args = frozen_args("bench/results/fewshot_probe_choice.json")
     rows = []
-    for name in args.sets.split(","):
-        test, pools = split_set(name, args.test)
-        feats = frozen_features(sorted({t for t, _ in test} | {t for ts in pools.values() for t in ts}))
-        classes = sorted(pools)
+    for name, size, seed, train, test, feats in frozen_draws(args):
+        classes = sorted({c for _, c in test})
         x_test = np.stack([feats[t] for t, _ in test])
         y_test = np.array([classes.index(c) for _, c in test])
-        for size in [int(s) for s in args.sizes.split(",")]:
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                rng = np.random.default_rng(seed)  # the suite's training draw
-                train = [(t, c) for c, ts in pools.items() for t in rng.choice(ts, size=size, replace=False).tolist()]
-                x = np.stack([feats[t] for t, _ in train])
-                y = np.array([classes.index(c) for _, c in train])
-                row = {"set": name, "per_class": size, "seed": seed,
-                       "sklearn": float(np.mean(LogisticRegression().fit(x, y).predict(x_test) == y_test)),
-                       "sklearn_normalised": float(np.mean(
-                           LogisticRegression().fit(normalize(x), y).predict(normalize(x_test)) == y_test))}
-                for order in ORDERS:
-                    row[order], row[f"{order}_chose"] = choose(order, x, y, x_test, y_test)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+        x = np.stack([feats[t] for t, _ in train])
+        y = np.array([classes.index(c) for _, c in train])
+        row = {"set": name, "per_class": size, "seed": seed,
+               "sklearn": float(np.mean(LogisticRegression().fit(x, y).predict(x_test) == y_test)),
+               "sklearn_normalised": float(np.mean(
+                   LogisticRegression().fit(normalize(x), y).predict(normalize(x_test)) == y_test))}
+        for order in ORDERS:
+            row[order], row[f"{order}_chose"] = choose(order, x, y, x_test, y_test)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     summary = {}
     for key in ("sklearn_normalised", *ORDERS):
         gaps = np.array([r[key] - r["sklearn"] for r in rows])

@@ -70,6 +70,35 @@ def split_set(name: str, test_per_class: int) -> tuple[list[tuple[str, str]], di
     return test, pools
 
 
+def draw(pools: dict[str, list[str]], size: int, seed: int) -> list[tuple[str, str]]:
+    """The training texts ``(text, class)`` of one run: ``size`` per class from the pools, by ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [(t, c) for c, texts in pools.items() for t in rng.choice(texts, size=size, replace=False).tolist()]
+
+
+def frozen_args(out: str) -> argparse.Namespace:
+    """The command line of the frozen-feature studies of the suite's splits (``--sets --sizes --seeds --test
+    --out``)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", default="binary,binary-fresh,many-class,many-fresh")
+    ap.add_argument("--sizes", default="8,16")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--test", type=int, default=80)
+    ap.add_argument("--out", default=out)
+    return ap.parse_args()
+
+
+def frozen_draws(args: argparse.Namespace):
+    """For each set, size and seed of ``args``: ``(set, size, seed, train, test, features)``, the suite's splits
+    and training draws, with frozen MiniLM features of every text (cached)."""
+    for name in args.sets.split(","):
+        test, pools = split_set(name, args.test)
+        feats = frozen_features(sorted({t for t, _ in test} | {t for ts in pools.values() for t in ts}))
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                yield name, size, seed, draw(pools, size, seed), test, feats
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -97,8 +126,7 @@ def sklearn_probe(feats: dict[str, np.ndarray], train: list[tuple[str, str]], te
 
 def run_one(name: str, pools: dict[str, list[str]], test: list[tuple[str, str]], size: int, seed: int,
             feats: dict[str, np.ndarray], work: Path, *, auto: bool = True, setfit: bool = False) -> dict:
-    rng = np.random.default_rng(seed)
-    train = [(t, c) for c, texts in pools.items() for t in rng.choice(texts, size=size, replace=False).tolist()]
+    train = draw(pools, size, seed)
     folder = work / f"{name}-n{size}-s{seed}"
     write_csv(folder / "train.csv", train)
     write_csv(folder / "test.csv", test)
