@@ -9,8 +9,9 @@ on the embeddings scaled to unit length). The plan's own stages are not trained.
 Why a fixed recipe and not a choice made on the data: with 8-16 texts per class no split of them tells the
 candidates apart reliably (judged by k-fold, contrastive tuning tied the probe fold for fold on 16 binary texts,
 then lost to SetFit's own recipe by 2-10 points on texts nobody had tuned on), and judging it costs k+1 tunings
-(1.4-3.5x SetFit's time). Measured on sets set aside before it was written, SetFit's recipe was above
-scikit-learn's probe on the same features in every run (BENCHMARKS.md).
+(1.4-3.5x SetFit's time). On sets set aside before it was written, SetFit's recipe was above scikit-learn's probe
+on the same features on average, by up to 19 points, though one draw of 8 texts a class fell 11 points below it
+(BENCHMARKS.md): at this size no split of the texts can tell which draw that is.
 
 A tuning that broke is still caught: the tuned encoder is dropped (the pretrained weights restored, the probe
 kept and refit on all the data) when SetFit's head, cross-validated on the tuned embeddings of the same texts,

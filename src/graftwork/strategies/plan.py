@@ -75,8 +75,8 @@ _WHAT = {
               "different classes apart), then a logistic regression on its unit-length embeddings",
 }
 SETFIT_REASON = ("few-shot text with a validation split too small to compare candidates on: SetFit's recipe, "
-                 "above the linear probe in every run on text sets set aside for measuring it (BENCHMARKS.md); the "
-                 "probe is kept if the tuning breaks")
+                 "above the linear probe on average on text sets set aside for measuring it, though not on every "
+                 "draw (BENCHMARKS.md); the probe is kept if the tuning breaks")
 
 
 @dataclass
