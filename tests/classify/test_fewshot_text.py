@@ -24,10 +24,13 @@ def test_few_shot_text_trains_setfits_recipe_on_all_the_texts(tmp_path, tiny_ber
     check = contrastive["check"]
     assert check["examples"] == 10 and "optimistic" in check["note"]
     assert contrastive["kept"] != probe_record["kept"]
-    # kept exactly when the check passes: its head's cross-validated accuracy is not below the probe's
+    # kept exactly when the check passes: its head's cross-validated accuracy is not below the same head's on
+    # the pretrained features (the probe's row for it)
+    grid = {(r["features"], r["C"]): r["val_acc"] for r in m["probe"]["grid"]}
+    assert check["cv_accuracy_pretrained"] == grid[("normalised", 1.0)]
     assert contrastive["kept"] == ("rejected" not in contrastive)
     if contrastive["kept"]:
-        assert check["cv_accuracy_tuned"] >= check["probe_cv_accuracy"]
+        assert check["cv_accuracy_tuned"] >= check["cv_accuracy_pretrained"]
         assert (contrastive["probe"]["features"], contrastive["probe"]["C"]) == ("normalised", 1.0)
         assert model.head.unit and m["val"]["optimistic"] and "optimistic" in m["val"]["note"]
     off = graftwork.fit(data, tmp_path / "off", backbone=str(tiny_bert), batch_size=4, contrastive=False)
@@ -67,7 +70,7 @@ def test_a_kept_contrastive_encoder_is_saved_with_the_run(tmp_path, tiny_bert, m
     """When the tuned encoder is kept, the run holds it and SetFit's head: the reloaded run predicts what the
     fitted model predicted. (The check is made to pass here: a random tiny encoder at SetFit's learning rate does
     not reliably improve on its own.)"""
-    monkeypatch.setattr(fewshot_text, "probe_cv_accuracy", lambda state: 0.0)
+    monkeypatch.setattr(fewshot_text, "pretrained_cv_accuracy", lambda state: 0.0)
     rows = make_text_rows(per_class=5, seed=5)
     data = write_csv(tmp_path / "few.csv", rows)
     model = graftwork.fit(data, tmp_path / "run", backbone=str(tiny_bert), batch_size=4)
