@@ -208,7 +208,8 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
                 out["how"] = (f"{tiny}: few-shot text trains SetFit's recipe on all {total} texts instead of the "
                               "plan's stages: the encoder tuned contrastively on pairs of texts, then a logistic "
                               "regression (C=1) on the unit-length embeddings; kept unless that head, "
-                              f"cross-validated on the tuned embeddings, collapses or falls below the same head on the pretrained ones ({probe})")
+                              "cross-validated on the tuned embeddings, collapses or falls below the same head on "
+                              f"the pretrained ones ({probe})")
             else:
                 out["fine_tuning"] = "cross-validation"
                 out["how"] = (f"{tiny}: {probe}, near-ties to stronger regularisation; then the plan's "
