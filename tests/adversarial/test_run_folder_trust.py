@@ -46,7 +46,8 @@ def runs(tmp_path_factory, tiny_bert, tiny_wav2vec2) -> dict[str, Path]:
     images = make_image_folder(root / "images", per_class=6)
     graftwork.fit(images, out=root / "image", backbone="timm:test_efficientnet", pretrained=False, cache=False)
     csv = write_csv(root / "texts.csv", make_text_rows(per_class=8))
-    model = graftwork.fit(csv, out=root / "text", backbone=str(tiny_bert), cache=False)
+    # the frozen probe (no SetFit recipe): the backbone stays the pretrained one, found by name
+    model = graftwork.fit(csv, out=root / "text", backbone=str(tiny_bert), cache=False, contrastive=False)
     add_trained_looking_adapters(model, r=2, alpha=4)
     model.save(root / "lora")
     tones = make_tone_folder(root / "tones", per_class=4)
@@ -171,7 +172,8 @@ def test_the_pretrained_backbone_must_be_the_one_trained_with(runs, tmp_path, ti
     from transformers import BertConfig, BertModel
 
     local = Path(shutil.copytree(tiny_bert, tmp_path / "bert"))
-    model = graftwork.fit(runs["csv"], out=tmp_path / "run", backbone=str(local), cache=False)
+    # frozen (no SetFit recipe): the run names the pretrained weights instead of saving a tuned copy
+    model = graftwork.fit(runs["csv"], out=tmp_path / "run", backbone=str(local), cache=False, contrastive=False)
     expected = [p["label"] for p in model.predict(TEXTS)]
     torch.manual_seed(1)  # the same architecture with other weights, in the folder the run names
     BertModel(BertConfig.from_pretrained(local), add_pooling_layer=False).save_pretrained(tmp_path / "other")
