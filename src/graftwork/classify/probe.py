@@ -49,8 +49,8 @@ def probe(state: FitState) -> FitState:
         console.info(f"linear probe: val accuracy {acc:.4f} ({found.describe()})")
     state.head, state.class_weights, state.probe, state.stages = head, weights, found, [record | {"kept": True}]
     state.curve = learning_curve(state)
-    # with nothing to train, the probe is the model and is refit here, unless the k-fold decision still judges a
-    # candidate (contrastive tuning, for text): that refits the probe itself when the probe wins
+    # with nothing to train, the probe is the model and is refit here, unless few-shot text still trains SetFit's
+    # recipe: that refits the probe itself when the recipe is dropped
     from .tune import cross_validates  # tune imports this module
 
     if state.strategy is None and cfg.refit and val and not cross_validates(state):

@@ -33,8 +33,8 @@ than 20 validation examples in the smallest class), the probe's regularisation i
 k-fold cross-validation over training + validation data, near-ties going to the stronger regularisation; a
 fine-tuning stage must then beat the probe by more than the standard error of the paired difference on validation,
 else the probe (refit on all the data) is kept. Below 20 validation examples, on at most 120 examples in all,
-the decision is made by k-fold fine-tuning instead (:mod:`graftwork.classify.crossval`), and for text it also
-judges contrastive tuning (:mod:`.contrastive`, SetFit's body stage), whatever the plan. Whatever the size, a
+the decision is made by k-fold fine-tuning instead (:mod:`graftwork.classify.crossval`), and text trains SetFit's
+recipe there whatever the plan (:mod:`graftwork.classify.fewshot_text`, plan ``setfit``). Whatever the size, a
 stage whose validation predictions collapse onto one class, or whose validation loss is worse than the probe's,
 is never kept. :func:`selection_for` says
 which applies, and the plan prints and records it.
@@ -183,7 +183,7 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
     """How the probe's C and the kept stage are chosen, given the validation split's class counts (empty: no
     validation split), the number of training examples and whether the plan fine-tunes (``k_fold``: the
     settings allow deciding it by k-fold fine-tuning, :func:`graftwork.classify.tune.k_fold_allowed`;
-    ``contrastive``: contrastive tuning is a candidate there, :func:`graftwork.classify.tune.
+    ``contrastive``: text trains SetFit's recipe there instead, :func:`graftwork.classify.tune.
     contrastive_candidate`); JSON-able, with ``how`` in words."""
     n_val = sum(val_counts.values())
     counts = [c for c in val_counts.values() if c > 0]
