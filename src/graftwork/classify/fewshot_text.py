@@ -35,13 +35,13 @@ from ..features import extract_features, resolve_device
 from ..metrics import classification_metrics, majority_baseline
 from ..strategies import LinearHead, fit_probe
 from ..strategies.contrastive import CONTRASTIVE, contrastive_tune
-from ..strategies.head import NORMALISED
+from ..strategies.head import SETFIT_HEAD
 from ..strategies.selection import collapse_reason, cv_splits
 from .crossval import all_data
 from .probe import refit_probe
 from .state import FitState
 
-SETFIT_C = 1.0  # SetFit's head: scikit-learn's LogisticRegression() on the normalised embeddings
+SETFIT_FEATURES, SETFIT_C = SETFIT_HEAD  # scikit-learn's LogisticRegression() on the unit-length embeddings
 
 
 def setfit_recipe(state: FitState) -> FitState:
@@ -91,7 +91,7 @@ def tune_and_fit_head(state: FitState, body: Any, items: list[str],
     torch.manual_seed(cfg.seed)
     head = LinearHead(body.feature_dim, len(state.classes))
     tuned = _encode(state, body, items)
-    probe = fit_probe(head, tuned, y, c=SETFIT_C, features=NORMALISED,
+    probe = fit_probe(head, tuned, y, c=SETFIT_C, features=SETFIT_FEATURES,
                       class_weights=state.class_weights, seed=cfg.seed)
     record = {"stage": CONTRASTIVE, "pairs": fit["pairs"], "steps": fit["steps"], "probe": probe.to_dict(),
               "trainable_params": sum(p.numel() for p in body.parameters()) + sum(p.numel() for p in head.parameters()),
@@ -108,7 +108,7 @@ def head_cross_validated(state: FitState, x: np.ndarray, y: np.ndarray) -> tuple
     pred, scores = np.zeros(len(y), dtype=np.int64), []
     for i, (tr, te) in enumerate(folds):
         head = LinearHead(x.shape[1], len(state.classes))
-        fit_probe(head, x[tr], y[tr], c=SETFIT_C, features=NORMALISED, class_weights=state.class_weights)
+        fit_probe(head, x[tr], y[tr], c=SETFIT_C, features=SETFIT_FEATURES, class_weights=state.class_weights)
         with torch.no_grad():
             held = head.eval()(torch.from_numpy(x[te]).float()).argmax(1).numpy()
         scores.append(float(np.mean(held == y[te])))
@@ -121,7 +121,7 @@ def pretrained_cv_accuracy(state: FitState) -> float | None:
     """SetFit's head cross-validated on the pretrained features: its row of the probe's cross-validation (None
     when the probe's C was given, so not cross-validated)."""
     assert state.probe is not None
-    rows = [r for r in state.probe.grid if (r.get("features"), r["C"]) == (NORMALISED, SETFIT_C)]
+    rows = [r for r in state.probe.grid if (r.get("features"), r["C"]) == SETFIT_HEAD]
     return float(rows[0]["val_acc"]) if rows else None
 
 

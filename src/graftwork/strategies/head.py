@@ -256,7 +256,9 @@ def select_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_v
 
 # The candidates of the cross-validation besides the standardised grid: scikit-learn's default and SetFit's head
 # (both C=1); the near-tie rule prefers the one the caller names (``prefer``), then the other.
-REFERENCES: tuple[tuple[str, float], ...] = ((RAW, 1.0), (NORMALISED, 1.0))
+SKLEARN_DEFAULT: tuple[str, float] = (RAW, 1.0)
+SETFIT_HEAD: tuple[str, float] = (NORMALISED, 1.0)  # also the head of the few-shot text recipe
+REFERENCES: tuple[tuple[str, float], ...] = (SKLEARN_DEFAULT, SETFIT_HEAD)
 
 
 def preferred_features(modality: str) -> str:
