@@ -20,8 +20,8 @@ fine-tunings cost little), the plan's recipe is instead judged on all of them:
 Only ``auto`` decides this way (:func:`.tune.k_fold_allowed`), and not for text, which trains SetFit's recipe
 there instead (:mod:`.fewshot_text`; with ``--no-contrastive`` text is decided here too). The folds train
 silently; the fit's callbacks (``--log-to`` trackers, the API's ``callbacks``) see the retraining's epochs,
-whose rows have no validation figures (nothing is held out). A killed run restarts this step from the probe (it takes k+1 short fine-tunings);
-the features stay cached.
+whose rows have no validation figures (nothing is held out). A killed run restarts this step from the probe (it
+takes k+1 short fine-tunings); the features stay cached.
 """
 
 from __future__ import annotations

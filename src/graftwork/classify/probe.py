@@ -140,7 +140,8 @@ def refit_probe(state: FitState) -> LinearHead:
     x_all = np.concatenate([feats["train"][0], feats["val"][0]])
     y_all = np.concatenate([y["train"], y["val"]])
     refit = LinearHead(head.fc.in_features, head.fc.out_features)
-    fit_probe(refit, x_all, y_all, c=c, features=state.probe.features, class_weights=state.class_weights, seed=state.cfg.seed)
+    fit_probe(refit, x_all, y_all, c=c, features=state.probe.features, class_weights=state.class_weights,
+              seed=state.cfg.seed)
     state.lp_record["refit"] = {"C": c, "examples": int(len(y_all))}
     state.console.info(f"refit: the probe retrained on training + validation data ({len(y_all)} examples, C={c:g})")
     return refit

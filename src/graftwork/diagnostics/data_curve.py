@@ -36,5 +36,6 @@ def curve_for_data(examples: Examples, class_counts: dict[str, int], backbone_na
                         hint="check the data with `graftwork fit` first, or pass --no-curve.")
     chosen = fit_probe(LinearHead(ext.features.shape[1], len(classes)), ext.features, y,
                        prefer=preferred_features(examples.modality), seed=seed)
-    return learning_curve(ext.features, y, class_counts, c=chosen.c, features=chosen.features, modality=examples.modality,
+    return learning_curve(ext.features, y, class_counts, c=chosen.c, features=chosen.features,
+                          modality=examples.modality,
                           backbone_params=sum(p.numel() for p in backbone.parameters()), seed=seed)

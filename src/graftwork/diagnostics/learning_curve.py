@@ -254,7 +254,8 @@ def measure(x: np.ndarray, y: np.ndarray, *, c: float, features: str = "standard
 
 
 def learning_curve(x: np.ndarray, y: np.ndarray, class_counts: dict[str, int], *, c: float,
-                   features: str = "standardised", modality: str | None = None, backbone_params: int | None = None, seed: int = 0,
+                   features: str = "standardised", modality: str | None = None,
+                   backbone_params: int | None = None, seed: int = 0,
                    class_weights: list[float] | None = None) -> LearningCurve:
     """Measure the probe's learning curve on features ``x`` (labels ``y``) and project it to 2x and 4x the data.
 

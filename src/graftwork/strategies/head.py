@@ -275,8 +275,9 @@ def _cross_validate(fit: ProbeFit, x: np.ndarray, y: np.ndarray, num_classes: in
     scikit-learn's default ``LogisticRegression()`` on the raw features, what a user would try first, and the
     same on the features scaled to unit length) and the grid of C on the standardised features: the most accurate
     on the held-out folds (ties: lower held-out loss), then the first within one standard error of its mean over
-    the folds in the order ``prefer``'s reference, the other, then strong to weak regularisation. Few examples cannot tell neighbouring
-    candidates apart, and a reference or the stronger regularisation is the safer bet then.
+    the folds in the order ``prefer``'s reference, the other, then strong to weak regularisation. Few examples
+    cannot tell neighbouring candidates apart, and a reference or the stronger regularisation is the safer bet
+    then.
 
     Each fold standardises (and scales) with its own training part's statistics, as the refit will."""
     k, repeats = cv_splits(len(y), int(np.bincount(y)[np.unique(y)].min()))
