@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -48,13 +49,19 @@ SETS = {"binary": ["science", "politics"],
         # held out from the normalised-features probe's development (2026-12-01): set aside before it was written,
         # run once with the final code; many-new has 56-98 texts a class, so it runs with --test 40
         "binary-new": ["platitudes", "knghtbrd"],
-        "many-new": ["debian", "linuxcookie", "medicine", "paradoxum", "platitudes", "miscellaneous"]}
+        "many-new": ["debian", "linuxcookie", "medicine", "paradoxum", "platitudes", "miscellaneous"],
+        # held out from the length-aware head's development (set aside 2026-12-01 before it was written, run once
+        # with the final code). Categories from two more packages: apt-get install fortune-anarchism
+        # fortunes-bofh-excuses. many-final's smallest classes have 44-48 texts, so it runs with --test 30.
+        "binary-final": ["cookie", "anarchism"],
+        "many-final": ["cookie", "anarchism", "bofh-excuses", "fortunes", "goedel", "news", "pets"]}
 BACKBONE = "hf:sentence-transformers/all-MiniLM-L6-v2"
 
 
 def read_fortunes(category: str, min_chars: int = 20, max_chars: int = 400) -> list[str]:
     text = (FORTUNES / category).read_text(encoding="utf-8", errors="replace")
-    pieces = [" ".join(p.split()) for p in text.split("\n%\n")]
+    # the BOFH excuses are numbered ("BOFH excuse #12: ..."): the number and prefix would give the class away
+    pieces = [re.sub(r"^BOFH excuse #\d+:\s*", "", " ".join(p.split())) for p in text.split("\n%\n")]
     return sorted({p for p in pieces if min_chars <= len(p) <= max_chars})
 
 
