@@ -79,8 +79,8 @@ class FitConfig:
         "on validation (Wortsman et al. 2022)"))
     contrastive: bool = field(default=True, metadata=_meta(
         "auto, few-shot text (a validation split under 20 examples, at most 120 examples): train SetFit's recipe "
-        "(the encoder tuned contrastively on pairs of the texts, then a logistic regression on its unit-length "
-        "embeddings) on all the texts; off: decide fine-tuning by k-fold as for images and audio"))
+        "(the encoder tuned contrastively on pairs of the texts, then logistic regressions on its raw and its "
+        "unit-length embeddings) on all the texts; off: decide fine-tuning by k-fold as for images and audio"))
     control: bool = field(default=False, metadata=_meta(
         "also train the same architecture from random initialisation with the same settings, and report "
         "whether pretraining helps (started from run:DIR: also from the original pretrained weights, and report "

@@ -229,7 +229,7 @@ def restore_head(path: str | Path, state: dict[str, torch.Tensor], *, in_feature
         raise RunFolderError(f"{where}: the head takes {weight.shape[1]} features, config.json's 'head.in_features' "
                              f"is {recorded_in}, and the backbone gives {in_features}.",
                              hint="re-run `graftwork fit`.")
-    head = LinearHead(in_features, len(classes))
+    head = LinearHead(in_features, len(classes), unit_branch=any(k.startswith("unit_branch.") for k in state))
     try:
         head.load_state_dict(state)
     except RuntimeError as e:

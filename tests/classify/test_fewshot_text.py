@@ -1,5 +1,5 @@
 """Few-shot text trains SetFit's recipe on all the texts (:mod:`graftwork.classify.fewshot_text`): contrastive
-tuning, then SetFit's head; a broken tuning is dropped and the probe kept."""
+tuning, then its head (raw and unit-length branches); a broken tuning is dropped and the probe kept."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ def test_few_shot_text_trains_setfits_recipe_on_all_the_texts(tmp_path, tiny_ber
     assert check["examples"] == 10 and "optimistic" in check["note"]
     assert contrastive["kept"] != probe_record["kept"]
     # kept exactly when the check passes: its head's cross-validated accuracy is not below the same head's on
-    # the pretrained features (the probe's row for it)
-    grid = {(r["features"], r["C"]): r["val_acc"] for r in m["probe"]["grid"]}
-    assert check["cv_accuracy_pretrained"] == grid[("normalised", 1.0)]
+    # the pretrained features
     assert contrastive["kept"] == ("rejected" not in contrastive)
+    assert (contrastive["probe"]["features"], contrastive["probe"]["C"]) == ("raw+normalised", 1.0)
     if contrastive["kept"]:
         assert check["cv_accuracy_tuned"] >= check["cv_accuracy_pretrained"]
-        assert (contrastive["probe"]["features"], contrastive["probe"]["C"]) == ("normalised", 1.0)
-        assert model.head.unit and m["val"]["optimistic"] and "optimistic" in m["val"]["note"]
+        assert model.head.unit_branch is not None and m["val"]["optimistic"] and "optimistic" in m["val"]["note"]
+    else:
+        assert "below the same head's" in contrastive["rejected"] or "one class" in contrastive["rejected"]
     off = graftwork.fit(data, tmp_path / "off", backbone=str(tiny_bert), batch_size=4, contrastive=False)
     assert [s["stage"] for s in off.metrics["stages"]] == ["linear probe"]
     assert "fine_tuning" not in off.metrics["selection"]
@@ -67,19 +67,23 @@ def test_a_broken_tuning_is_dropped_and_the_pretrained_encoder_restored(tmp_path
 
 
 def test_a_kept_contrastive_encoder_is_saved_with_the_run(tmp_path, tiny_bert, monkeypatch):
-    """When the tuned encoder is kept, the run holds it and SetFit's head: the reloaded run predicts what the
+    """When the tuned encoder is kept, the run holds it and the recipe's head: the reloaded run predicts what the
     fitted model predicted. (The check is made to pass here: a random tiny encoder at SetFit's learning rate does
     not reliably improve on its own.)"""
-    monkeypatch.setattr(fewshot_text, "pretrained_cv_accuracy", lambda state: 0.0)
+    monkeypatch.setattr(fewshot_text, "pretrained_cv_accuracy", lambda state, x, y: 0.0)
     rows = make_text_rows(per_class=5, seed=5)
     data = write_csv(tmp_path / "few.csv", rows)
     model = graftwork.fit(data, tmp_path / "run", backbone=str(tiny_bert), batch_size=4)
     m = model.metrics
     assert m["kept_stage"] == "contrastive" and m["stages"][-1]["steps"] > 0
-    assert (m["stages"][-1]["probe"]["features"], m["stages"][-1]["probe"]["C"]) == ("normalised", 1.0)
+    assert (m["stages"][-1]["probe"]["features"], m["stages"][-1]["probe"]["C"]) == ("raw+normalised", 1.0)
     assert model.backbone.info.extra["fine_tuned"] == "contrastive"
     assert (tmp_path / "run" / "backbone.safetensors").is_file()
     texts = [t for t, _ in rows]
     again = graftwork.load(tmp_path / "run")
-    assert again.head.unit
+    assert again.head.unit_branch is not None  # both branches of the head were saved and restored
     assert np.allclose(again.predict_proba(texts), model.predict_proba(texts), atol=1e-5)
+    # and the ONNX export computes the same two-branch head (its parity check runs on the run's texts)
+    from graftwork.export.onnx import export_onnx
+
+    assert export_onnx(tmp_path / "run", tmp_path / "onnx", data=None)["parity"]["passed"]

@@ -89,7 +89,7 @@ def test_a_head_on_unit_length_embeddings_is_refused_with_a_clear_error(wide_ber
     from graftwork.export.hf import xlm_classifier
     from graftwork.strategies import LinearHead
 
-    head = LinearHead(32, 2, unit_length=True)
-    with pytest.raises(ConfigError, match="unit length") as e:
-        xlm_classifier(BertModel.from_pretrained(wide_bert), head, ["a", "b"])
-    assert "--format onnx" in e.value.hint
+    for head in (LinearHead(32, 2, unit_length=True), LinearHead(32, 2, unit_branch=True)):
+        with pytest.raises(ConfigError, match="unit length") as e:
+            xlm_classifier(BertModel.from_pretrained(wide_bert), head, ["a", "b"])
+        assert "--format onnx" in e.value.hint

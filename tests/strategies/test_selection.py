@@ -183,6 +183,35 @@ def test_the_normalised_features_probe_is_scikit_learns_on_unit_length_features_
         np.testing.assert_allclose(torch.softmax(back.eval()(torch.from_numpy(x)), 1).numpy(), proba, atol=1e-6)
 
 
+def test_the_two_branch_head_averages_scikit_learns_raw_and_unit_length_logits_and_survives_saving(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import normalize
+
+    from graftwork.model import restore_head
+
+    x, y = blobs(10, classes=3, spread=20.0, seed=7)
+    x = x * np.linspace(0.5, 3.0, len(x))[:, None].astype(np.float32)  # lengths that differ: the branches differ
+    head = LinearHead(x.shape[1], 3)
+    fit = fit_probe(head, x, y, c=1.0, features="raw+normalised")
+    assert fit.to_dict()["features"] == "raw+normalised" and "logits averaged" in fit.describe()
+    assert head.scales_to_unit_length and not head.unit and head.unit_branch is not None
+    raw = LogisticRegression(max_iter=2000).fit(x, y).decision_function(x)
+    unit = LogisticRegression(max_iter=2000).fit(normalize(x), y).decision_function(normalize(x))
+    expected = torch.softmax(torch.from_numpy((raw + unit) / 2), 1).numpy()
+    with torch.no_grad():
+        proba = torch.softmax(head.eval()(torch.from_numpy(x)), 1).numpy()
+    np.testing.assert_allclose(proba, expected, atol=3e-3)
+    save_file(head.state_dict(), str(tmp_path / "head.safetensors"))
+    back = restore_head(tmp_path, load_file(str(tmp_path / "head.safetensors")), in_features=x.shape[1],
+                        classes=["a", "b", "c"], recorded_in=x.shape[1])
+    assert back.unit_branch is not None and back.unit_branch.unit
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.softmax(back.eval()(torch.from_numpy(x)), 1).numpy(), proba, atol=1e-6)
+    fit_probe(head, x, y, c=1.0, features="raw")  # refit as a one-branch head: the second branch is gone
+    assert head.unit_branch is None and "unit_branch.fc.weight" not in head.state_dict()
+
+
 def test_a_head_saved_before_unit_length_existed_still_loads_and_scales_nothing():
     x, y = blobs(10, classes=2, spread=20.0, seed=3)
     head = LinearHead(x.shape[1], 2)

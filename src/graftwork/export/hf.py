@@ -50,9 +50,9 @@ def xlm_classifier(encoder: Any, head: Any, classes: list[str]) -> Any:
     """``XLMForSequenceClassification`` computing ``head(mean_pool(encoder(x)))`` for unpadded input."""
     from transformers import XLMConfig, XLMForSequenceClassification
 
-    if getattr(head, "unit", False):
-        raise ConfigError("--format hf: this run's head scales the sentence embedding to unit length before its "
-                          "linear layer (the probe chosen for it), which a transformers sequence-classification "
+    if getattr(head, "scales_to_unit_length", False):
+        raise ConfigError("--format hf: this run's head (or one of its two branches) scales the sentence embedding "
+                          "to unit length before its linear layer, which a transformers sequence-classification "
                           "head cannot express.", hint="export it with --format onnx instead (exact).")
     bert = _bert(encoder).config
     config = XLMConfig(

@@ -15,9 +15,10 @@ classes, 70 in many (SetFit's default trains 3,584 pairs on 64 texts in 8 classe
 development set); more pairs than SetFit's default on 16 texts (40 a text, the SetFit paper's recipe) moved
 accuracy by 0, +1.9, +6.8 and -5.0 points on four draws: not adopted.
 
-The head on the tuned encoder is SetFit's too: a logistic regression with C=1 on the embeddings scaled to unit
-length (:func:`.head.fit_probe` with ``features="normalised"``); its C is not cross-validated, since the encoder
-was tuned on the very texts the folds would hold out.
+The head on the tuned encoder is SetFit's beside scikit-learn's default: logistic regressions with C=1 on the
+embeddings scaled to unit length and on the raw embeddings, logits averaged (:func:`.head.fit_probe` with
+``features="raw+normalised"``, see :mod:`graftwork.classify.fewshot_text`); its C is not cross-validated, since
+the encoder was tuned on the very texts the folds would hold out.
 """
 
 from __future__ import annotations

@@ -29,7 +29,11 @@ DEFAULT_C = 0.1  # when nothing can be held out to choose one
 # scaled to unit length (C=1: SetFit's head; sentence encoders are trained for cosine similarity, and their
 # sentence-transformers pipelines end in this normalisation).
 STANDARDISED, RAW, NORMALISED = "standardised", "raw", "normalised"
-FEATURES = (STANDARDISED, RAW, NORMALISED)
+# Both references at once: one logistic regression on the raw features and one on the unit-length features,
+# their logits averaged (the head of the few-shot text recipe: neither loses what the other keeps, e.g. the
+# embedding's length, which differs by class on some data and which the unit-length head discards).
+BOTH = "raw+normalised"
+FEATURES = (STANDARDISED, RAW, NORMALISED, BOTH)
 
 
 class LinearHead(nn.Module):
@@ -43,7 +47,8 @@ class LinearHead(nn.Module):
     backbone's tiny feature spread turns its first updates into exploding logits).
     """
 
-    def __init__(self, in_features: int, num_classes: int, *, unit_length: bool = False):
+    def __init__(self, in_features: int, num_classes: int, *, unit_length: bool = False,
+                 unit_branch: bool = False):
         super().__init__()
         # features scaled to unit length before standardising (a probe of the normalised features); a buffer, so
         # that it is saved with the weights, mirrored in a Python bool that tracing (ONNX export) sees as a constant
@@ -53,6 +58,21 @@ class LinearHead(nn.Module):
         # with variances around 1e-19 (its activations shrink layer after layer), which standardising must keep
         self.norm = nn.BatchNorm1d(in_features, affine=False, eps=1e-30)
         self.fc = nn.Linear(in_features, num_classes)
+        # a second head on the unit-length features whose logits are averaged with this one's (features BOTH)
+        self.unit_branch: LinearHead | None = None
+        if unit_branch:
+            self.add_unit_branch()
+
+    def add_unit_branch(self) -> LinearHead:
+        """Give the head a second branch, a head of the unit-length features (see ``BOTH``); returns it."""
+        if self.unit_branch is None:
+            self.unit_branch = LinearHead(self.fc.in_features, self.fc.out_features, unit_length=True)
+        return self.unit_branch
+
+    @property
+    def scales_to_unit_length(self) -> bool:
+        """Whether any of its logits are computed from the features scaled to unit length."""
+        return self.unit or self.unit_branch is not None
 
     def set_unit_length(self, unit: bool) -> None:
         self.unit = unit
@@ -82,6 +102,11 @@ class LinearHead(nn.Module):
             return self.norm(torch.from_numpy(features).float()).numpy()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.unit_branch is not None:
+            return (self._logits(features) + self.unit_branch(features)) / 2
+        return self._logits(features)
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
         if self.unit:
             features = F.normalize(features, dim=1, eps=1e-12)
             if not self.training:  # BatchNorm's own formula: ONNX export cannot size a batch_norm after the division
@@ -112,7 +137,9 @@ class ProbeFit:
         """How C was chosen, in words: ``C=0.1, chosen by cross-validation (5-fold x 3 over 40 examples)``."""
         how = {"validation": f"validation ({self.examples} examples)",
                "cross-validation": f"cross-validation ({self.folds} over {self.examples} examples)"}
-        on = {RAW: " on the raw features", NORMALISED: " on the features scaled to unit length"}.get(self.features, "")
+        on = {RAW: " on the raw features", NORMALISED: " on the features scaled to unit length",
+              BOTH: " on the raw features and on the features scaled to unit length (logits averaged)"}.get(
+                  self.features, "")
         text = f"C={self.c:g}{on}, " + (f"chosen by {how[self.selection]}" if self.selection in how else self.selection)
         if self.best:
             text += (f"; C={self.best[1]:g} on the {self.best[0]} features was within one standard error, the "
@@ -219,13 +246,18 @@ def fit_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_val:
     z = _prepare(head, x_train, fit.features)
     raw = fit.features != STANDARDISED
     _load(head, _logistic(head.inputs(x_train) if raw else z, y_train, fit.c, class_weights), raw=raw)
+    if fit.features == BOTH:
+        fit_probe(head.add_unit_branch(), x_train, y_train, c=fit.c, features=NORMALISED,
+                  class_weights=class_weights, seed=seed)
     return fit
 
 
 def _prepare(head: LinearHead, x: np.ndarray, features: str) -> np.ndarray:
-    """Set ``head`` up for a probe of ``features`` (unit length or not; standardisation statistics from ``x``);
-    returns ``x`` standardised as the head does."""
+    """Set ``head`` up for a probe of ``features`` (unit length or not, a unit-length branch only for ``BOTH``;
+    standardisation statistics from ``x``); returns ``x`` standardised as the head does."""
     head.set_unit_length(features == NORMALISED)
+    if features != BOTH:
+        head.unit_branch = None
     inputs = head.inputs(x)
     head.set_normalization(torch.from_numpy(inputs).float())
     return head.standardize(inputs)
@@ -257,7 +289,7 @@ def select_probe(head: LinearHead, x_train: np.ndarray, y_train: np.ndarray, x_v
 # The candidates of the cross-validation besides the standardised grid: scikit-learn's default and SetFit's head
 # (both C=1); the near-tie rule prefers the one the caller names (``prefer``), then the other.
 SKLEARN_DEFAULT: tuple[str, float] = (RAW, 1.0)
-SETFIT_HEAD: tuple[str, float] = (NORMALISED, 1.0)  # also the head of the few-shot text recipe
+SETFIT_HEAD: tuple[str, float] = (NORMALISED, 1.0)
 REFERENCES: tuple[tuple[str, float], ...] = (SKLEARN_DEFAULT, SETFIT_HEAD)
 
 

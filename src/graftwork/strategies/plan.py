@@ -72,7 +72,8 @@ _WHAT = {
     "lora": "linear probe on cached features, then low-rank adapters (LoRA, via PEFT) beside the frozen weights, "
             "trained with the head",
     "setfit": "SetFit's recipe: the encoder tuned contrastively on pairs of the texts (same class together, "
-              "different classes apart), then a logistic regression on its unit-length embeddings",
+              "different classes apart), then logistic regressions on its raw and its unit-length embeddings, logits "
+              "averaged",
 }
 SETFIT_REASON = ("few-shot text with a validation split too small to compare candidates on: SetFit's recipe, "
                  "above the linear probe on average on text sets set aside for measuring it, though not on every "
@@ -206,8 +207,8 @@ def selection_for(val_counts: dict[str, int], train_examples: int, *, probe_c: f
             if contrastive:
                 out["fine_tuning"] = "setfit"
                 out["how"] = (f"{tiny}: few-shot text trains SetFit's recipe on all {total} texts instead of the "
-                              "plan's stages: the encoder tuned contrastively on pairs of texts, then a logistic "
-                              "regression (C=1) on the unit-length embeddings; kept unless that head, "
+                              "plan's stages: the encoder tuned contrastively on pairs of texts, then logistic "
+                              "regressions (C=1) on the raw and the unit-length embeddings; kept unless that head, "
                               "cross-validated on the tuned embeddings, collapses or falls below the same head on "
                               f"the pretrained ones ({probe})")
             else:
