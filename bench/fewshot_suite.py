@@ -16,7 +16,11 @@ from ``bench/setup_peers.sh``) trains on the same training texts and is tested o
 ``--skip-auto`` runs only the peer (the splits depend only on the set, size and seed, so its rows pair with an
 earlier run's ``auto`` rows).
 
-Usage: python bench/fewshot_suite.py --sizes 8,16 --seeds 0,1,2 [--test 100] [--setfit [--skip-auto]]
+Shapes beyond balanced short texts: ``--shape imbalanced`` (every second class gets only 4 training texts; the
+test split stays balanced, so accuracy there is balanced accuracy), ``--shape noisy`` (20 % of the training labels
+flipped to another class; the test labels are clean), and the ``*-long`` sets (texts of 400-2,000 characters).
+
+Usage: python bench/fewshot_suite.py --sizes 8,16 --seeds 0,1,2 [--test 100] [--shape noisy] [--setfit [--skip-auto]]
 """
 
 from __future__ import annotations
@@ -54,7 +58,15 @@ SETS = {"binary": ["science", "politics"],
         # with the final code). Categories from two more packages: apt-get install fortune-anarchism
         # fortunes-bofh-excuses. many-final's smallest classes have 44-48 texts, so it runs with --test 30.
         "binary-final": ["cookie", "anarchism"],
-        "many-final": ["cookie", "anarchism", "bofh-excuses", "fortunes", "goedel", "news", "pets"]}
+        "many-final": ["cookie", "anarchism", "bofh-excuses", "fortunes", "goedel", "news", "pets"],
+        # long texts (400-2,000 characters, past MiniLM's 256 tokens for some), none of which any set above holds:
+        # added after the length-aware head, run once with it
+        "binary-long": ["computers", "songs-poems"],
+        "many-long": ["computers", "songs-poems", "cookie", "science", "work", "men-women"]}
+LONG = (400, 2000)
+SHAPES = ("balanced", "imbalanced", "noisy")
+NOISE = 0.2  # share of training labels flipped to another class in the noisy shape
+MINORITY = 4  # texts a minority class gets in the imbalanced shape (every second class)
 BACKBONE = "hf:sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -70,17 +82,29 @@ def split_set(name: str, test_per_class: int) -> tuple[list[tuple[str, str]], di
     split = np.random.default_rng(1234)
     test, pools = [], {}
     for c in SETS[name]:
-        texts = read_fortunes(c)
+        texts = read_fortunes(c, *LONG) if name.endswith("-long") else read_fortunes(c)
         order = split.permutation(len(texts))
         test += [(texts[i], c) for i in order[:test_per_class]]
         pools[c] = [texts[i] for i in order[test_per_class:]]
     return test, pools
 
 
-def draw(pools: dict[str, list[str]], size: int, seed: int) -> list[tuple[str, str]]:
-    """The training texts ``(text, class)`` of one run: ``size`` per class from the pools, by ``seed``."""
+def draw(pools: dict[str, list[str]], size: int, seed: int, shape: str = "balanced") -> list[tuple[str, str]]:
+    """The training texts ``(text, class)`` of one run: ``size`` per class from the pools, by ``seed``.
+
+    ``imbalanced``: every second class gets only ``MINORITY`` texts. ``noisy``: the balanced draw with a share
+    ``NOISE`` of its labels flipped to another class (chosen by ``seed``); the test texts stay clean."""
     rng = np.random.default_rng(seed)
-    return [(t, c) for c, texts in pools.items() for t in rng.choice(texts, size=size, replace=False).tolist()]
+    rows = [(t, c) for i, (c, texts) in enumerate(pools.items())
+            for t in rng.choice(texts, size=MINORITY if shape == "imbalanced" and i % 2 else size,
+                                replace=False).tolist()]
+    if shape == "noisy":
+        classes = list(pools)
+        flip = np.random.default_rng(seed + 1000).choice(len(rows), size=round(NOISE * len(rows)), replace=False)
+        for i in flip:
+            text, c = rows[i]
+            rows[i] = (text, str(rng.choice([o for o in classes if o != c])))
+    return rows
 
 
 def frozen_args(out: str) -> argparse.Namespace:
@@ -132,12 +156,15 @@ def sklearn_probe(feats: dict[str, np.ndarray], train: list[tuple[str, str]], te
 
 
 def run_one(name: str, pools: dict[str, list[str]], test: list[tuple[str, str]], size: int, seed: int,
-            feats: dict[str, np.ndarray], work: Path, *, auto: bool = True, setfit: bool = False) -> dict:
-    train = draw(pools, size, seed)
-    folder = work / f"{name}-n{size}-s{seed}"
+            feats: dict[str, np.ndarray], work: Path, *, auto: bool = True, setfit: bool = False,
+            shape: str = "balanced") -> dict:
+    train = draw(pools, size, seed, shape)
+    folder = work / f"{name}-{shape}-n{size}-s{seed}"
     write_csv(folder / "train.csv", train)
     write_csv(folder / "test.csv", test)
     row: dict = {"set": name, "per_class": size, "seed": seed, "sklearn": sklearn_probe(feats, train, test)}
+    if shape != "balanced":
+        row["shape"] = shape
     if auto:
         row |= run_auto(folder, seed)
         row["gap"] = row["auto"] - row["sklearn"]
@@ -188,6 +215,9 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/fewshot_suite.json")
     ap.add_argument("--setfit", action="store_true", help="also SetFit on the same splits (needs .venv-peers)")
     ap.add_argument("--skip-auto", action="store_true", help="only the peer (and the scikit-learn probe)")
+    ap.add_argument("--shape", choices=SHAPES, default="balanced",
+                    help=f"training draws: balanced; imbalanced (every second class {MINORITY} texts); noisy "
+                         f"({NOISE:.0%} of the training labels flipped)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="graftwork-fewshot-"))
     os.environ.setdefault("GRAFTWORK_CACHE", str(work / "cache"))
@@ -202,7 +232,7 @@ def main() -> None:
         for size in [int(s) for s in args.sizes.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:
                 row = run_one(name, pools, test, size, seed, feats, work, auto=not args.skip_auto,
-                              setfit=args.setfit)
+                              setfit=args.setfit, shape=args.shape)
                 result["runs"].append(row)
                 print(json.dumps(row), flush=True)
     if not args.skip_auto:
