@@ -7,12 +7,15 @@ training clips per class, the fixed test split, and one process each:
 * ``frozen``: linear probe on pooled encoder features;
 * ``gradual``: probe, then unfreezing from the top (validation decides how far);
 * ``scratch``: the same encoder from random initialisation (``--no-pretrained``), every layer trained
-  (``--strategy full``), with the same epochs budget as ``gradual``.
+  (``--strategy full``), with the same epochs budget as ``gradual``;
+* ``auto``: every default (the window too when ``--window auto``);
+* ``probe``: scikit-learn's default ``LogisticRegression()`` on the frozen run's cached features (needs
+  ``frozen`` before it in ``--methods``).
 
 Also measured: feature extraction throughput (clips/s, 1 s clips, empty cache) at the benchmark's window and at
 Whisper's native 30 s window.
 
-Usage: python bench/audio_keywords.py --sizes 10,50 --window 1.0|auto [--words yes,no,...]
+Usage: python bench/audio_keywords.py --sizes 10,50 --window 1.0|auto [--seeds 0,1,2] [--words yes,no,...]
 """
 
 from __future__ import annotations
@@ -59,17 +62,34 @@ def throughput(data: Path, window: float, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run(data: Path, method: str, window: float | None, epochs: int, seed: int) -> dict:
-    settings = {"frozen": {"strategy": "frozen"}, "gradual": {"strategy": "gradual"},
+def run_probe(model, data: Path) -> dict:
+    """scikit-learn's default logistic regression on ``model``'s cached frozen features of the same clips."""
+    from sklearn.linear_model import LogisticRegression
+
+    from graftwork.data import load_data
+
+    t0 = time.perf_counter()
+    splits = load_data(data)
+    x_tr, _ = model.features(splits.train.items, use_cache=True)
+    x_te, _ = model.features(splits.test.items, use_cache=True)
+    clf = LogisticRegression(max_iter=5000).fit(x_tr, splits.train.labels)
+    acc = float(np.mean(clf.predict(x_te) == np.array(splits.test.labels)))
+    return {"method": "probe", "test_acc": round(acc, 4),
+            "seconds": round(time.perf_counter() - t0, 1), "note": "on the frozen run's cached features"}
+
+
+def run(data: Path, method: str, window: float | None, epochs: int, seed: int) -> tuple[dict, object]:
+    settings = {"frozen": {"strategy": "frozen"}, "gradual": {"strategy": "gradual"}, "auto": {},
                 "scratch": {"strategy": "full", "pretrained": False}}[method]
     t0 = time.perf_counter()
     model = graftwork.fit(data, backbone=BACKBONE, audio_window=window, seed=seed, stage_epochs=epochs,
                           unfreeze_patience=1, **settings)
-    return {"method": method, "window_s": model.config["preprocessing"].get("window_s"),
+    return {"method": method, "strategy": model.config["plan"]["strategy"],
+            "window_s": model.config["preprocessing"].get("window_s"),
             "test_acc": round(model.metrics["test"]["accuracy"], 4),
             "test_macro_f1": round(model.metrics["test"]["macro_f1"], 4), "kept": model.metrics["kept_stage"],
             "not_kept": {s["stage"]: s["rejected"] for s in model.metrics["stages"] if s.get("rejected")},
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1)}, model
 
 
 def main() -> None:
@@ -81,7 +101,8 @@ def main() -> None:
     ap.add_argument("--window", default="1.0",
                     help="seconds the encoder sees (clips are 1 s), or auto: graftwork picks it from the clips")
     ap.add_argument("--epochs", type=int, default=3, help="maximum epochs per fine-tuning stage")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the keyword synthesis")
+    ap.add_argument("--seeds", default=None, help="training draws and fits (default: --seed)")
     ap.add_argument("--throughput-clips", type=int, default=64, help="0: skip the throughput measurement")
     ap.add_argument("--out", default="bench/results/audio_keywords.json")
     args = ap.parse_args()
@@ -102,12 +123,21 @@ def main() -> None:
         results["clips_per_s"] = {f"window {args.window:g} s": round(throughput(full, args.window, n), 1),
                                   "window 30 s": round(throughput(full, 30.0, max(8, n // 8)), 2)}
         print(json.dumps(results["clips_per_s"]), flush=True)
-    for size in sizes:
-        data = subsample(full, work / f"n{size}", size, args.seed)
-        for method in args.methods.split(","):
-            row = {"per_class": size} | run(data, method, args.window, args.epochs, args.seed)
-            print(json.dumps(row), flush=True)
-            results["runs"].append(row)
+    for seed in [int(s) for s in (args.seeds or str(args.seed)).split(",")]:
+        for size in sizes:
+            data = subsample(full, work / f"n{size}-s{seed}", size, seed)
+            frozen = None
+            for method in args.methods.split(","):
+                if method == "probe":
+                    if frozen is None:
+                        raise SystemExit("--methods: probe needs frozen before it")
+                    result = run_probe(frozen, data)
+                else:
+                    result, model = run(data, method, args.window, args.epochs, seed)
+                    frozen = model if method == "frozen" else frozen
+                row = {"per_class": size, "seed": seed} | result
+                print(json.dumps(row), flush=True)
+                results["runs"].append(row)
     results["total_s"] = round(time.perf_counter() - t0, 1)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
