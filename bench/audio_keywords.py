@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from datetime import date
@@ -37,6 +38,9 @@ import graftwork
 from graftwork.backbones import build_backbone
 from graftwork.demo.keywords import WORDS, make_keywords
 from graftwork.features import extract_features
+
+sys.path.insert(0, str(Path(__file__).parent))
+import strategy_curve  # noqa: E402
 
 BACKBONE = "hf:openai/whisper-tiny.en"
 
@@ -63,19 +67,12 @@ def throughput(data: Path, window: float, n: int) -> float:
 
 
 def run_probe(model, data: Path) -> dict:
-    """scikit-learn's default logistic regression on ``model``'s cached frozen features of the same clips."""
-    from sklearn.linear_model import LogisticRegression
-
-    from graftwork.data import load_data
-
-    t0 = time.perf_counter()
-    splits = load_data(data)
-    x_tr, _ = model.features(splits.train.items, use_cache=True)
-    x_te, _ = model.features(splits.test.items, use_cache=True)
-    clf = LogisticRegression(max_iter=5000).fit(x_tr, splits.train.labels)
-    acc = float(np.mean(clf.predict(x_te) == np.array(splits.test.labels)))
-    return {"method": "probe", "test_acc": round(acc, 4),
-            "seconds": round(time.perf_counter() - t0, 1), "note": "on the frozen run's cached features"}
+    """scikit-learn's default logistic regression on ``model``'s cached frozen features of the same clips (and, as
+    ``test_acc_standardised``, the image curve's probe on standardised features): ``strategy_curve.run_probe``."""
+    probe = strategy_curve.run_probe(model, data)
+    return {"method": "probe", "test_acc": round(probe["default_raw_accuracy"], 4),
+            "test_acc_standardised": round(probe["test_accuracy"], 4), "seconds": round(probe["seconds"], 1),
+            "note": "on the frozen run's cached features"}
 
 
 def run(data: Path, method: str, window: float | None, epochs: int, seed: int) -> tuple[dict, object]:

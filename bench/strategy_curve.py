@@ -11,8 +11,8 @@ for every method, in one process so times compare:
   the measured domain shift);
 * ``scratch``: the same architecture randomly initialised, all layers trained (``full``, no rate decay);
 * ``probe``: scikit-learn LogisticRegression (C=1) on the standardised cached frozen features, and beside it
-  (``probe_default``) scikit-learn's default ``LogisticRegression()`` on the raw features (the few-shot text
-  suite's reference);
+  (``default_raw_accuracy``) scikit-learn's default ``LogisticRegression()`` on the raw features (the few-shot
+  text suite's reference);
 * ``fastai``: ``vision_learner(...).fine_tune(5)`` with the same weights (when ``.venv-peers`` exists, see
   ``bench/setup_peers.sh``), run as a separate process on the same folders.
 
